@@ -1,0 +1,39 @@
+// The plain C++ API: pointers, sizes and hyper-parameters, no Python. Each function
+// validates nothing (the bindings do) and runs the active ISA target's kernel.
+#pragma once
+#include <cstdint>
+
+namespace tk {
+
+struct AdamOptions {
+  int64_t step = 1;  // 1-based, including this step
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool decoupled_weight_decay = false, amsgrad = false, maximize = false;
+  double grad_scale = 1.0;  // the gradient is divided by it (1.0 = no scaling)
+  bool has_grad_scale = false;
+};
+
+// param, exp_avg, exp_avg_sq (and max_exp_avg_sq when amsgrad) are updated in place.
+void adam_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+               float* max_exp_avg_sq, int64_t n, const AdamOptions& o);
+void adam_step(double* param, const double* grad, double* exp_avg, double* exp_avg_sq,
+               double* max_exp_avg_sq, int64_t n, const AdamOptions& o);
+
+struct SgdOptions {
+  double lr = 0.0, momentum = 0.0, dampening = 0.0, weight_decay = 0.0;
+  bool nesterov = false, maximize = false;
+  bool first_step = false;  // the momentum buffer is set to the gradient (torch's rule)
+};
+
+// momentum_buffer may be null when momentum == 0.
+void sgd_step(float* param, const float* grad, float* momentum_buffer, int64_t n,
+              const SgdOptions& o);
+void sgd_step(double* param, const double* grad, double* momentum_buffer, int64_t n,
+              const SgdOptions& o);
+
+// Memory-bandwidth probes shaped like the kernels' streams (see roofline-inl.h).
+enum class StreamKind : int { read = 0, copy = 1, triad = 2, adam = 3 };
+// Runs one pass of `kind` over arrays of n floats each; returns bytes moved.
+double stream_pass(StreamKind kind, float* const* arrays, int64_t n);
+
+}  // namespace tk

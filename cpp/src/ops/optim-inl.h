@@ -1,0 +1,117 @@
+// Adam/AdamW and SGD bodies, written once and compiled per ISA target (TK_NS).
+// One pass over memory: each element of every array is loaded once and stored once.
+// The operation order follows torch.optim's single-tensor path so that float32 results
+// agree with torch to rounding (see shared/RESEARCH.md, "Adam numerics").
+#include "ops/optim.h"
+#include "parallel.h"
+
+namespace tk {
+namespace TK_NS {
+namespace optim_detail {
+
+template <class T, bool Full, bool Amsgrad>
+inline void adam_lanes(const AdamArrays<T>& a, int64_t i, size_t n_tail, const AdamConsts<T>& c) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  auto load = [&](const T* p) { return Full ? S::loadu(p + i) : S::load_partial(p + i, n_tail); };
+  auto store = [&](T* p, V x) {
+    if (Full)
+      S::storeu(p + i, x);
+    else
+      S::store_partial(p + i, x, n_tail);
+  };
+  V g = load(a.grad);
+  V p = load(a.param);
+  V m = load(a.exp_avg);
+  V v = load(a.exp_avg_sq);
+  if (c.scaled) g = S::div(g, S::set1(c.grad_scale));
+  if (c.maximize) g = S::neg(g);
+  if (c.weight_decay != T(0)) {
+    if (c.decoupled)
+      p = S::mul(p, S::set1(c.decay));
+    else
+      g = S::add(g, S::mul(S::set1(c.weight_decay), p));
+  }
+  m = S::add(m, S::mul(S::set1(c.one_minus_beta1), S::sub(g, m)));  // lerp(m, g, 1 - beta1)
+  v = S::add(S::mul(v, S::set1(c.beta2)), S::mul(S::mul(S::set1(c.one_minus_beta2), g), g));
+  V vhat = v;
+  if (Amsgrad) {
+    V vmax = load(a.max_exp_avg_sq);
+    // max that keeps a NaN from either side, as torch.maximum does
+    vhat = S::select(S::isnan(v), v, S::max(v, vmax));
+    store(a.max_exp_avg_sq, vhat);
+  }
+  V denom = S::add(S::div(S::sqrt(vhat), S::set1(c.bc2_sqrt)), S::set1(c.eps));
+  p = S::add(p, S::mul(S::set1(-c.step_size), S::div(m, denom)));
+  store(a.param, p);
+  store(a.exp_avg, m);
+  store(a.exp_avg_sq, v);
+}
+
+template <class T, bool Amsgrad>
+void adam_range(const AdamArrays<T>& a, int64_t begin, int64_t end, const AdamConsts<T>& c) {
+  constexpr int64_t N = Simd<T>::N;
+  int64_t i = begin;
+  for (; i + N <= end; i += N) adam_lanes<T, true, Amsgrad>(a, i, 0, c);
+  if (i < end) adam_lanes<T, false, Amsgrad>(a, i, static_cast<size_t>(end - i), c);
+}
+
+template <class T>
+void adam(const AdamArrays<T>& a, int64_t n, const AdamConsts<T>& c) {
+  parallel_chunks(n, 64, kOptimSerialBelow, [&](int64_t b, int64_t e) {
+    if (c.amsgrad)
+      adam_range<T, true>(a, b, e, c);
+    else
+      adam_range<T, false>(a, b, e, c);
+  });
+}
+
+template <class T, bool Full>
+inline void sgd_lanes(T* param, const T* grad, T* buf, int64_t i, size_t n_tail,
+                      const SgdConsts<T>& c) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  auto load = [&](const T* p) { return Full ? S::loadu(p + i) : S::load_partial(p + i, n_tail); };
+  auto store = [&](T* p, V x) {
+    if (Full)
+      S::storeu(p + i, x);
+    else
+      S::store_partial(p + i, x, n_tail);
+  };
+  V g = load(grad);
+  V p = load(param);
+  if (c.maximize) g = S::neg(g);
+  if (c.weight_decay != T(0)) g = S::add(g, S::mul(S::set1(c.weight_decay), p));
+  V d = g;
+  if (c.has_momentum) {
+    V b = g;
+    if (!c.first_step)
+      b = S::add(S::mul(load(buf), S::set1(c.momentum)), S::mul(S::set1(c.one_minus_dampening), g));
+    store(buf, b);
+    d = c.nesterov ? S::add(g, S::mul(S::set1(c.momentum), b)) : b;
+  }
+  p = S::add(p, S::mul(S::set1(-c.lr), d));
+  store(param, p);
+}
+
+template <class T>
+void sgd(T* param, const T* grad, T* buf, int64_t n, const SgdConsts<T>& c) {
+  constexpr int64_t N = Simd<T>::N;
+  parallel_chunks(n, 64, kOptimSerialBelow, [&](int64_t b, int64_t e) {
+    int64_t i = b;
+    for (; i + N <= e; i += N) sgd_lanes<T, true>(param, grad, buf, i, 0, c);
+    if (i < e) sgd_lanes<T, false>(param, grad, buf, i, static_cast<size_t>(e - i), c);
+  });
+}
+
+}  // namespace optim_detail
+
+extern const OptimTable optim_table = {
+    &optim_detail::adam<float>,
+    &optim_detail::adam<double>,
+    &optim_detail::sgd<float>,
+    &optim_detail::sgd<double>,
+};
+
+}  // namespace TK_NS
+}  // namespace tk

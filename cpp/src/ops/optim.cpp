@@ -1,0 +1,75 @@
+// ISA-agnostic entry points of the optimizer family: derive the step-dependent scalars
+// in double, round them once, and call the active target.
+#include <cmath>
+
+#include "ops/optim.h"
+#include "ops/roofline.h"
+#include "trainkern/kernels.h"
+
+namespace tk {
+namespace {
+
+template <class T>
+AdamConsts<T> adam_consts(const AdamOptions& o) {
+  const double t = static_cast<double>(o.step);
+  const double bc1 = 1.0 - std::pow(o.beta1, t);
+  const double bc2 = 1.0 - std::pow(o.beta2, t);
+  AdamConsts<T> c;
+  c.one_minus_beta1 = static_cast<T>(1.0 - o.beta1);
+  c.beta2 = static_cast<T>(o.beta2);
+  c.one_minus_beta2 = static_cast<T>(1.0 - o.beta2);
+  c.step_size = static_cast<T>(o.lr / bc1);
+  c.bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+  c.eps = static_cast<T>(o.eps);
+  c.weight_decay = static_cast<T>(o.weight_decay);
+  c.decay = static_cast<T>(1.0 - o.lr * o.weight_decay);
+  c.grad_scale = static_cast<T>(o.grad_scale);
+  c.decoupled = o.decoupled_weight_decay;
+  c.amsgrad = o.amsgrad;
+  c.maximize = o.maximize;
+  c.scaled = o.has_grad_scale;
+  return c;
+}
+
+template <class T>
+SgdConsts<T> sgd_consts(const SgdOptions& o) {
+  SgdConsts<T> c;
+  c.lr = static_cast<T>(o.lr);
+  c.momentum = static_cast<T>(o.momentum);
+  c.one_minus_dampening = static_cast<T>(1.0 - o.dampening);
+  c.weight_decay = static_cast<T>(o.weight_decay);
+  c.nesterov = o.nesterov;
+  c.maximize = o.maximize;
+  c.first_step = o.first_step;
+  c.has_momentum = o.momentum != 0.0;
+  return c;
+}
+
+}  // namespace
+
+void adam_step(float* param, const float* grad, float* exp_avg, float* exp_avg_sq,
+               float* max_exp_avg_sq, int64_t n, const AdamOptions& o) {
+  TK_ACTIVE(optim_table).adam_f32({param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq}, n,
+                                  adam_consts<float>(o));
+}
+
+void adam_step(double* param, const double* grad, double* exp_avg, double* exp_avg_sq,
+               double* max_exp_avg_sq, int64_t n, const AdamOptions& o) {
+  TK_ACTIVE(optim_table).adam_f64({param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq}, n,
+                                  adam_consts<double>(o));
+}
+
+void sgd_step(float* param, const float* grad, float* buf, int64_t n, const SgdOptions& o) {
+  TK_ACTIVE(optim_table).sgd_f32(param, grad, buf, n, sgd_consts<float>(o));
+}
+
+void sgd_step(double* param, const double* grad, double* buf, int64_t n, const SgdOptions& o) {
+  TK_ACTIVE(optim_table).sgd_f64(param, grad, buf, n, sgd_consts<double>(o));
+}
+
+double stream_pass(StreamKind kind, float* const* arrays, int64_t n) {
+  TK_ACTIVE(roofline_table).stream(kind, arrays, n);
+  return stream_bytes_per_element(kind) * static_cast<double>(n);
+}
+
+}  // namespace tk

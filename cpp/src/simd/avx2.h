@@ -1,0 +1,131 @@
+// AVX2 + FMA: 8 floats or 4 doubles per vector; masks are all-ones lanes.
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tk {
+namespace TK_NS {
+
+template <class T>
+struct Simd;
+
+namespace detail {
+// Lane i is all-ones when i < n: a sliding window over a constant table.
+inline __m256i tail_mask32(size_t n) {
+  alignas(32) static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
+                                                0,  0,  0,  0,  0,  0,  0,  0};
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(table + 8 - n));
+}
+inline __m256i tail_mask64(size_t n) { return tail_mask32(2 * n); }
+}  // namespace detail
+
+template <>
+struct Simd<float> {
+  struct V {
+    __m256 v;
+  };
+  using M = __m256;
+  static constexpr size_t N = 8;
+
+  static V set1(float x) { return {_mm256_set1_ps(x)}; }
+  static V zero() { return {_mm256_setzero_ps()}; }
+  static V loadu(const float* p) { return {_mm256_loadu_ps(p)}; }
+  static void storeu(float* p, V x) { _mm256_storeu_ps(p, x.v); }
+  static void stream(float* p, V x) { _mm256_stream_ps(p, x.v); }
+  static V load_partial(const float* p, size_t n) {
+    return {_mm256_maskload_ps(p, detail::tail_mask32(n))};
+  }
+  static void store_partial(float* p, V x, size_t n) {
+    _mm256_maskstore_ps(p, detail::tail_mask32(n), x.v);
+  }
+  static V add(V a, V b) { return {_mm256_add_ps(a.v, b.v)}; }
+  static V sub(V a, V b) { return {_mm256_sub_ps(a.v, b.v)}; }
+  static V mul(V a, V b) { return {_mm256_mul_ps(a.v, b.v)}; }
+  static V div(V a, V b) { return {_mm256_div_ps(a.v, b.v)}; }
+  static V neg(V a) { return {_mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f))}; }
+  static V abs(V a) { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v)}; }
+  static V sqrt(V a) { return {_mm256_sqrt_ps(a.v)}; }
+  static V fmadd(V a, V b, V c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+  static V min(V a, V b) { return {_mm256_min_ps(a.v, b.v)}; }
+  static V max(V a, V b) { return {_mm256_max_ps(a.v, b.v)}; }
+  static M lt(V a, V b) { return _mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ); }
+  static M le(V a, V b) { return _mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ); }
+  static M gt(V a, V b) { return _mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ); }
+  static M ge(V a, V b) { return _mm256_cmp_ps(a.v, b.v, _CMP_GE_OQ); }
+  static M eq(V a, V b) { return _mm256_cmp_ps(a.v, b.v, _CMP_EQ_OQ); }
+  static M isnan(V a) { return _mm256_cmp_ps(a.v, a.v, _CMP_UNORD_Q); }
+  static M mask_and(M a, M b) { return _mm256_and_ps(a, b); }
+  static M mask_or(M a, M b) { return _mm256_or_ps(a, b); }
+  static M mask_not(M a) { return _mm256_xor_ps(a, _mm256_castsi256_ps(_mm256_set1_epi32(-1))); }
+  static bool any(M a) { return _mm256_movemask_ps(a) != 0; }
+  static V select(M m, V a, V b) { return {_mm256_blendv_ps(b.v, a.v, m)}; }
+  static float reduce_add(V a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float reduce_max(V a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a.v), _mm256_extractf128_ps(a.v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float first(V a) { return _mm256_cvtss_f32(a.v); }
+};
+
+template <>
+struct Simd<double> {
+  struct V {
+    __m256d v;
+  };
+  using M = __m256d;
+  static constexpr size_t N = 4;
+
+  static V set1(double x) { return {_mm256_set1_pd(x)}; }
+  static V zero() { return {_mm256_setzero_pd()}; }
+  static V loadu(const double* p) { return {_mm256_loadu_pd(p)}; }
+  static void storeu(double* p, V x) { _mm256_storeu_pd(p, x.v); }
+  static void stream(double* p, V x) { _mm256_stream_pd(p, x.v); }
+  static V load_partial(const double* p, size_t n) {
+    return {_mm256_maskload_pd(p, detail::tail_mask64(n))};
+  }
+  static void store_partial(double* p, V x, size_t n) {
+    _mm256_maskstore_pd(p, detail::tail_mask64(n), x.v);
+  }
+  static V add(V a, V b) { return {_mm256_add_pd(a.v, b.v)}; }
+  static V sub(V a, V b) { return {_mm256_sub_pd(a.v, b.v)}; }
+  static V mul(V a, V b) { return {_mm256_mul_pd(a.v, b.v)}; }
+  static V div(V a, V b) { return {_mm256_div_pd(a.v, b.v)}; }
+  static V neg(V a) { return {_mm256_xor_pd(a.v, _mm256_set1_pd(-0.0))}; }
+  static V abs(V a) { return {_mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v)}; }
+  static V sqrt(V a) { return {_mm256_sqrt_pd(a.v)}; }
+  static V fmadd(V a, V b, V c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
+  static V min(V a, V b) { return {_mm256_min_pd(a.v, b.v)}; }
+  static V max(V a, V b) { return {_mm256_max_pd(a.v, b.v)}; }
+  static M lt(V a, V b) { return _mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ); }
+  static M le(V a, V b) { return _mm256_cmp_pd(a.v, b.v, _CMP_LE_OQ); }
+  static M gt(V a, V b) { return _mm256_cmp_pd(a.v, b.v, _CMP_GT_OQ); }
+  static M ge(V a, V b) { return _mm256_cmp_pd(a.v, b.v, _CMP_GE_OQ); }
+  static M eq(V a, V b) { return _mm256_cmp_pd(a.v, b.v, _CMP_EQ_OQ); }
+  static M isnan(V a) { return _mm256_cmp_pd(a.v, a.v, _CMP_UNORD_Q); }
+  static M mask_and(M a, M b) { return _mm256_and_pd(a, b); }
+  static M mask_or(M a, M b) { return _mm256_or_pd(a, b); }
+  static M mask_not(M a) { return _mm256_xor_pd(a, _mm256_castsi256_pd(_mm256_set1_epi64x(-1))); }
+  static bool any(M a) { return _mm256_movemask_pd(a) != 0; }
+  static V select(M m, V a, V b) { return {_mm256_blendv_pd(b.v, a.v, m)}; }
+  static double reduce_add(V a) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  static double reduce_max(V a) {
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(a.v), _mm256_extractf128_pd(a.v, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  static double first(V a) { return _mm256_cvtsd_f64(a.v); }
+};
+
+}  // namespace TK_NS
+}  // namespace tk

@@ -1,0 +1,105 @@
+// AVX-512 F/BW/DQ/VL: 16 floats or 8 doubles per vector; tails use mask registers.
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tk {
+namespace TK_NS {
+
+template <class T>
+struct Simd;
+
+template <>
+struct Simd<float> {
+  struct V {
+    __m512 v;
+  };
+  using M = __mmask16;
+  static constexpr size_t N = 16;
+
+  static __mmask16 tail(size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+  static V set1(float x) { return {_mm512_set1_ps(x)}; }
+  static V zero() { return {_mm512_setzero_ps()}; }
+  static V loadu(const float* p) { return {_mm512_loadu_ps(p)}; }
+  static void storeu(float* p, V x) { _mm512_storeu_ps(p, x.v); }
+  static void stream(float* p, V x) { _mm512_stream_ps(p, x.v); }
+  static V load_partial(const float* p, size_t n) { return {_mm512_maskz_loadu_ps(tail(n), p)}; }
+  static void store_partial(float* p, V x, size_t n) { _mm512_mask_storeu_ps(p, tail(n), x.v); }
+  static V add(V a, V b) { return {_mm512_add_ps(a.v, b.v)}; }
+  static V sub(V a, V b) { return {_mm512_sub_ps(a.v, b.v)}; }
+  static V mul(V a, V b) { return {_mm512_mul_ps(a.v, b.v)}; }
+  static V div(V a, V b) { return {_mm512_div_ps(a.v, b.v)}; }
+  static V neg(V a) {
+    return {_mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN)))};
+  }
+  static V abs(V a) { return {_mm512_abs_ps(a.v)}; }
+  static V sqrt(V a) { return {_mm512_sqrt_ps(a.v)}; }
+  static V fmadd(V a, V b, V c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  static V min(V a, V b) { return {_mm512_min_ps(a.v, b.v)}; }
+  static V max(V a, V b) { return {_mm512_max_ps(a.v, b.v)}; }
+  static M lt(V a, V b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ); }
+  static M le(V a, V b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ); }
+  static M gt(V a, V b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ); }
+  static M ge(V a, V b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_GE_OQ); }
+  static M eq(V a, V b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_EQ_OQ); }
+  static M isnan(V a) { return _mm512_cmp_ps_mask(a.v, a.v, _CMP_UNORD_Q); }
+  static M mask_and(M a, M b) { return static_cast<M>(a & b); }
+  static M mask_or(M a, M b) { return static_cast<M>(a | b); }
+  static M mask_not(M a) { return static_cast<M>(~a); }
+  static bool any(M a) { return a != 0; }
+  static V select(M m, V a, V b) { return {_mm512_mask_blend_ps(m, b.v, a.v)}; }
+  static float reduce_add(V a) { return _mm512_reduce_add_ps(a.v); }
+  static float reduce_max(V a) { return _mm512_reduce_max_ps(a.v); }
+  static float first(V a) { return _mm512_cvtss_f32(a.v); }
+};
+
+template <>
+struct Simd<double> {
+  struct V {
+    __m512d v;
+  };
+  using M = __mmask8;
+  static constexpr size_t N = 8;
+
+  static __mmask8 tail(size_t n) { return static_cast<__mmask8>((1u << n) - 1u); }
+  static V set1(double x) { return {_mm512_set1_pd(x)}; }
+  static V zero() { return {_mm512_setzero_pd()}; }
+  static V loadu(const double* p) { return {_mm512_loadu_pd(p)}; }
+  static void storeu(double* p, V x) { _mm512_storeu_pd(p, x.v); }
+  static void stream(double* p, V x) { _mm512_stream_pd(p, x.v); }
+  static V load_partial(const double* p, size_t n) { return {_mm512_maskz_loadu_pd(tail(n), p)}; }
+  static void store_partial(double* p, V x, size_t n) { _mm512_mask_storeu_pd(p, tail(n), x.v); }
+  static V add(V a, V b) { return {_mm512_add_pd(a.v, b.v)}; }
+  static V sub(V a, V b) { return {_mm512_sub_pd(a.v, b.v)}; }
+  static V mul(V a, V b) { return {_mm512_mul_pd(a.v, b.v)}; }
+  static V div(V a, V b) { return {_mm512_div_pd(a.v, b.v)}; }
+  static V neg(V a) {
+    return {_mm512_castsi512_pd(
+        _mm512_xor_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MIN)))};
+  }
+  static V abs(V a) { return {_mm512_abs_pd(a.v)}; }
+  static V sqrt(V a) { return {_mm512_sqrt_pd(a.v)}; }
+  static V fmadd(V a, V b, V c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+  static V min(V a, V b) { return {_mm512_min_pd(a.v, b.v)}; }
+  static V max(V a, V b) { return {_mm512_max_pd(a.v, b.v)}; }
+  static M lt(V a, V b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ); }
+  static M le(V a, V b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LE_OQ); }
+  static M gt(V a, V b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_GT_OQ); }
+  static M ge(V a, V b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_GE_OQ); }
+  static M eq(V a, V b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_EQ_OQ); }
+  static M isnan(V a) { return _mm512_cmp_pd_mask(a.v, a.v, _CMP_UNORD_Q); }
+  static M mask_and(M a, M b) { return static_cast<M>(a & b); }
+  static M mask_or(M a, M b) { return static_cast<M>(a | b); }
+  static M mask_not(M a) { return static_cast<M>(~a); }
+  static bool any(M a) { return a != 0; }
+  static V select(M m, V a, V b) { return {_mm512_mask_blend_pd(m, b.v, a.v)}; }
+  static double reduce_add(V a) { return _mm512_reduce_add_pd(a.v); }
+  static double reduce_max(V a) { return _mm512_reduce_max_pd(a.v); }
+  static double first(V a) { return _mm512_cvtsd_f64(a.v); }
+};
+
+}  // namespace TK_NS
+}  // namespace tk

@@ -1,0 +1,119 @@
+// AArch64 NEON: 4 floats or 2 doubles per vector; tails go through a small stack buffer.
+#pragma once
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace tk {
+namespace TK_NS {
+
+template <class T>
+struct Simd;
+
+template <>
+struct Simd<float> {
+  struct V {
+    float32x4_t v;
+  };
+  using M = uint32x4_t;
+  static constexpr size_t N = 4;
+
+  static V set1(float x) { return {vdupq_n_f32(x)}; }
+  static V zero() { return {vdupq_n_f32(0.0f)}; }
+  static V loadu(const float* p) { return {vld1q_f32(p)}; }
+  static void storeu(float* p, V x) { vst1q_f32(p, x.v); }
+  static void stream(float* p, V x) { vst1q_f32(p, x.v); }
+  static V load_partial(const float* p, size_t n) {
+    float b[4] = {0, 0, 0, 0};
+    std::memcpy(b, p, n * sizeof(float));
+    return {vld1q_f32(b)};
+  }
+  static void store_partial(float* p, V x, size_t n) {
+    float b[4];
+    vst1q_f32(b, x.v);
+    std::memcpy(p, b, n * sizeof(float));
+  }
+  static V add(V a, V b) { return {vaddq_f32(a.v, b.v)}; }
+  static V sub(V a, V b) { return {vsubq_f32(a.v, b.v)}; }
+  static V mul(V a, V b) { return {vmulq_f32(a.v, b.v)}; }
+  static V div(V a, V b) { return {vdivq_f32(a.v, b.v)}; }
+  static V neg(V a) { return {vnegq_f32(a.v)}; }
+  static V abs(V a) { return {vabsq_f32(a.v)}; }
+  static V sqrt(V a) { return {vsqrtq_f32(a.v)}; }
+  static V fmadd(V a, V b, V c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
+  // Match x86: the second operand wins when the compare is false (NaN included).
+  static V min(V a, V b) { return {vbslq_f32(vcltq_f32(a.v, b.v), a.v, b.v)}; }
+  static V max(V a, V b) { return {vbslq_f32(vcgtq_f32(a.v, b.v), a.v, b.v)}; }
+  static M lt(V a, V b) { return vcltq_f32(a.v, b.v); }
+  static M le(V a, V b) { return vcleq_f32(a.v, b.v); }
+  static M gt(V a, V b) { return vcgtq_f32(a.v, b.v); }
+  static M ge(V a, V b) { return vcgeq_f32(a.v, b.v); }
+  static M eq(V a, V b) { return vceqq_f32(a.v, b.v); }
+  static M isnan(V a) { return vmvnq_u32(vceqq_f32(a.v, a.v)); }
+  static M mask_and(M a, M b) { return vandq_u32(a, b); }
+  static M mask_or(M a, M b) { return vorrq_u32(a, b); }
+  static M mask_not(M a) { return vmvnq_u32(a); }
+  static bool any(M a) { return vmaxvq_u32(a) != 0; }
+  static V select(M m, V a, V b) { return {vbslq_f32(m, a.v, b.v)}; }
+  static float reduce_add(V a) { return vaddvq_f32(a.v); }
+  static float reduce_max(V a) { return vmaxvq_f32(a.v); }
+  static float first(V a) { return vgetq_lane_f32(a.v, 0); }
+};
+
+template <>
+struct Simd<double> {
+  struct V {
+    float64x2_t v;
+  };
+  using M = uint64x2_t;
+  static constexpr size_t N = 2;
+
+  static V set1(double x) { return {vdupq_n_f64(x)}; }
+  static V zero() { return {vdupq_n_f64(0.0)}; }
+  static V loadu(const double* p) { return {vld1q_f64(p)}; }
+  static void storeu(double* p, V x) { vst1q_f64(p, x.v); }
+  static void stream(double* p, V x) { vst1q_f64(p, x.v); }
+  static V load_partial(const double* p, size_t n) {
+    double b[2] = {0, 0};
+    std::memcpy(b, p, n * sizeof(double));
+    return {vld1q_f64(b)};
+  }
+  static void store_partial(double* p, V x, size_t n) {
+    double b[2];
+    vst1q_f64(b, x.v);
+    std::memcpy(p, b, n * sizeof(double));
+  }
+  static V add(V a, V b) { return {vaddq_f64(a.v, b.v)}; }
+  static V sub(V a, V b) { return {vsubq_f64(a.v, b.v)}; }
+  static V mul(V a, V b) { return {vmulq_f64(a.v, b.v)}; }
+  static V div(V a, V b) { return {vdivq_f64(a.v, b.v)}; }
+  static V neg(V a) { return {vnegq_f64(a.v)}; }
+  static V abs(V a) { return {vabsq_f64(a.v)}; }
+  static V sqrt(V a) { return {vsqrtq_f64(a.v)}; }
+  static V fmadd(V a, V b, V c) { return {vfmaq_f64(c.v, a.v, b.v)}; }
+  static V min(V a, V b) { return {vbslq_f64(vcltq_f64(a.v, b.v), a.v, b.v)}; }
+  static V max(V a, V b) { return {vbslq_f64(vcgtq_f64(a.v, b.v), a.v, b.v)}; }
+  static M lt(V a, V b) { return vcltq_f64(a.v, b.v); }
+  static M le(V a, V b) { return vcleq_f64(a.v, b.v); }
+  static M gt(V a, V b) { return vcgtq_f64(a.v, b.v); }
+  static M ge(V a, V b) { return vcgeq_f64(a.v, b.v); }
+  static M eq(V a, V b) { return vceqq_f64(a.v, b.v); }
+  static M isnan(V a) {
+    return vreinterpretq_u64_u32(vmvnq_u32(vreinterpretq_u32_u64(vceqq_f64(a.v, a.v))));
+  }
+  static M mask_and(M a, M b) { return vandq_u64(a, b); }
+  static M mask_or(M a, M b) { return vorrq_u64(a, b); }
+  static M mask_not(M a) {
+    return vreinterpretq_u64_u32(vmvnq_u32(vreinterpretq_u32_u64(a)));
+  }
+  static bool any(M a) { return (vgetq_lane_u64(a, 0) | vgetq_lane_u64(a, 1)) != 0; }
+  static V select(M m, V a, V b) { return {vbslq_f64(m, a.v, b.v)}; }
+  static double reduce_add(V a) { return vaddvq_f64(a.v); }
+  static double reduce_max(V a) { return vmaxvq_f64(a.v); }
+  static double first(V a) { return vgetq_lane_f64(a.v, 0); }
+};
+
+}  // namespace TK_NS
+}  // namespace tk

@@ -1,0 +1,57 @@
+// Scalar "vectors" of one lane: the portable baseline and second oracle.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace tk {
+namespace TK_NS {
+
+template <class T>
+struct Simd {
+  struct V {
+    T v;
+  };
+  using M = bool;
+  static constexpr size_t N = 1;
+
+  static V set1(T x) { return {x}; }
+  static V zero() { return {T(0)}; }
+  static V loadu(const T* p) { return {*p}; }
+  static void storeu(T* p, V x) { *p = x.v; }
+  static void stream(T* p, V x) { *p = x.v; }
+  static V load_partial(const T* p, size_t n) { return {n ? *p : T(0)}; }
+  static void store_partial(T* p, V x, size_t n) {
+    if (n) *p = x.v;
+  }
+  static V add(V a, V b) { return {a.v + b.v}; }
+  static V sub(V a, V b) { return {a.v - b.v}; }
+  static V mul(V a, V b) { return {a.v * b.v}; }
+  static V div(V a, V b) { return {a.v / b.v}; }
+  static V neg(V a) { return {-a.v}; }
+  static V abs(V a) { return {std::fabs(a.v)}; }
+  static V sqrt(V a) { return {std::sqrt(a.v)}; }
+  // a*b + c rounded once, like the vector targets' FMA.
+  static V fmadd(V a, V b, V c) { return {std::fma(a.v, b.v, c.v)}; }
+  // x86 semantics: the second operand is returned when either is NaN.
+  static V min(V a, V b) { return {a.v < b.v ? a.v : b.v}; }
+  static V max(V a, V b) { return {a.v > b.v ? a.v : b.v}; }
+  static M lt(V a, V b) { return a.v < b.v; }
+  static M le(V a, V b) { return a.v <= b.v; }
+  static M gt(V a, V b) { return a.v > b.v; }
+  static M ge(V a, V b) { return a.v >= b.v; }
+  static M eq(V a, V b) { return a.v == b.v; }
+  static M isnan(V a) { return a.v != a.v; }
+  static M mask_and(M a, M b) { return a && b; }
+  static M mask_or(M a, M b) { return a || b; }
+  static M mask_not(M a) { return !a; }
+  static bool any(M a) { return a; }
+  static V select(M m, V a, V b) { return m ? a : b; }
+  static T reduce_add(V a) { return a.v; }
+  static T reduce_max(V a) { return a.v; }
+  static T first(V a) { return a.v; }
+};
+
+}  // namespace TK_NS
+}  // namespace tk

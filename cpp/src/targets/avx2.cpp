@@ -1,0 +1,7 @@
+// The avx2 target: every op family's body compiled with this target's flags
+// (CMakeLists.txt) into namespace tk::avx2.
+#define TK_NS avx2
+#include "simd/avx2.h"
+
+#include "ops/optim-inl.h"
+#include "ops/roofline-inl.h"

@@ -1,0 +1,7 @@
+// The avx512 target: every op family's body compiled with this target's flags
+// (CMakeLists.txt) into namespace tk::avx512.
+#define TK_NS avx512
+#include "simd/avx512.h"
+
+#include "ops/optim-inl.h"
+#include "ops/roofline-inl.h"

@@ -1,0 +1,7 @@
+// The neon target: every op family's body compiled with this target's flags
+// (CMakeLists.txt) into namespace tk::neon.
+#define TK_NS neon
+#include "simd/neon.h"
+
+#include "ops/optim-inl.h"
+#include "ops/roofline-inl.h"

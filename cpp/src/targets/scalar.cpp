@@ -1,0 +1,7 @@
+// The scalar target: every op family's body compiled with this target's flags
+// (CMakeLists.txt) into namespace tk::scalar.
+#define TK_NS scalar
+#include "simd/scalar.h"
+
+#include "ops/optim-inl.h"
+#include "ops/roofline-inl.h"

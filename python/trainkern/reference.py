@@ -1,0 +1,84 @@
+"""Plain-NumPy twins of every public trainkern function: same signatures, same semantics.
+
+They are the oracle the tests compare against and the baseline the benchmarks beat.
+Written for clarity, one NumPy operation per line, in the arrays' own dtype and in the
+operation order of torch.optim's single-tensor path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["adam_step", "sgd_step"]
+
+
+def adam_step(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    *,
+    step,
+    lr=1e-3,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    amsgrad=False,
+    max_exp_avg_sq=None,
+    maximize=False,
+    grad_scale=None,
+) -> None:
+    t = param.dtype.type
+    g = grad if grad_scale is None else grad / t(grad_scale)
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= t(1.0 - lr * weight_decay)
+        else:
+            g = g + t(weight_decay) * param
+    exp_avg += t(1.0 - beta1) * (g - exp_avg)
+    exp_avg_sq *= t(beta2)
+    exp_avg_sq += t(1.0 - beta2) * g * g
+    # Step-dependent scalars in double precision, rounded once.
+    bias_correction1 = 1.0 - beta1**step
+    bias_correction2 = 1.0 - beta2**step
+    step_size = t(lr / bias_correction1)
+    bc2_sqrt = t(math.sqrt(bias_correction2))
+    v = exp_avg_sq
+    if amsgrad:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        v = max_exp_avg_sq
+    denom = np.sqrt(v) / bc2_sqrt + t(eps)
+    param += -step_size * (exp_avg / denom)
+
+
+def sgd_step(
+    param,
+    grad,
+    momentum_buffer=None,
+    *,
+    lr,
+    momentum=0.0,
+    dampening=0.0,
+    nesterov=False,
+    weight_decay=0.0,
+    maximize=False,
+    step=None,
+) -> None:
+    t = param.dtype.type
+    d = -grad if maximize else grad
+    if weight_decay != 0:
+        d = d + t(weight_decay) * param
+    if momentum != 0:
+        if step == 1:
+            momentum_buffer[...] = d
+        else:
+            momentum_buffer *= t(momentum)
+            momentum_buffer += t(1.0 - dampening) * d
+        d = d + t(momentum) * momentum_buffer if nesterov else momentum_buffer
+    param += t(-lr) * d
