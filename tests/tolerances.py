@@ -8,11 +8,12 @@ import numpy as np
 
 # (op, dtype name) -> (rtol, atol)
 TOLERANCES = {
-    # Same operations in the same order as the reference: only FMA-free rounding, so tight.
-    ("adam", "float32"): (2e-6, 1e-7),
-    ("adam", "float64"): (1e-14, 1e-16),
-    ("sgd", "float32"): (2e-6, 1e-7),
-    ("sgd", "float64"): (1e-14, 1e-16),
+    # Same operations in the same order as the reference; the atol covers results that
+    # cancel to near zero (values are O(1), so it is a few ULP of the inputs).
+    ("adam", "float32"): (2e-6, 3e-7),
+    ("adam", "float64"): (1e-14, 1e-15),
+    ("sgd", "float32"): (2e-6, 3e-7),
+    ("sgd", "float64"): (1e-14, 1e-15),
     # After 100 steps against torch.optim (issue: agree to 1e-6 relative).
     ("adam_torch_100", "float32"): (1e-6, 1e-7),
     ("adam_torch_100", "float64"): (1e-12, 1e-15),

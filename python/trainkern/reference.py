@@ -14,6 +14,19 @@ import numpy as np
 __all__ = ["adam_step", "sgd_step"]
 
 
+def _fma(a, b, c):
+    """a * b + c rounded once, as the kernels' FMA (and torch's add(alpha=)) computes it.
+
+    For float32 the float64 product is exact and the sum is rounded twice (to float64,
+    then to float32), which differs from one rounding only in rare ties; float64 has no
+    wider type here, so it is a plain multiply-add.
+    """
+    a = np.asarray(a)
+    if a.dtype == np.float32:
+        return (a.astype(np.float64) * np.float64(b) + c).astype(np.float32)
+    return a * b + c
+
+
 def adam_step(
     param,
     grad,
@@ -40,7 +53,7 @@ def adam_step(
         if decoupled_weight_decay:
             param *= t(1.0 - lr * weight_decay)
         else:
-            g = g + t(weight_decay) * param
+            g = _fma(param, t(weight_decay), g)
     exp_avg += t(1.0 - beta1) * (g - exp_avg)
     exp_avg_sq *= t(beta2)
     exp_avg_sq += t(1.0 - beta2) * g * g
@@ -73,12 +86,11 @@ def sgd_step(
     t = param.dtype.type
     d = -grad if maximize else grad
     if weight_decay != 0:
-        d = d + t(weight_decay) * param
+        d = _fma(param, t(weight_decay), d)
     if momentum != 0:
         if step == 1:
             momentum_buffer[...] = d
         else:
-            momentum_buffer *= t(momentum)
-            momentum_buffer += t(1.0 - dampening) * d
-        d = d + t(momentum) * momentum_buffer if nesterov else momentum_buffer
-    param += t(-lr) * d
+            momentum_buffer[...] = _fma(d, t(1.0 - dampening), momentum_buffer * t(momentum))
+        d = _fma(momentum_buffer, t(momentum), d) if nesterov else momentum_buffer
+    param[...] = _fma(d, t(-lr), param)

@@ -30,7 +30,7 @@ inline void adam_lanes(const AdamArrays<T>& a, int64_t i, size_t n_tail, const A
     if (c.decoupled)
       p = S::mul(p, S::set1(c.decay));
     else
-      g = S::add(g, S::mul(S::set1(c.weight_decay), p));
+      g = S::fmadd(p, S::set1(c.weight_decay), g);  // torch's add(alpha=) is one FMA
   }
   m = S::add(m, S::mul(S::set1(c.one_minus_beta1), S::sub(g, m)));  // lerp(m, g, 1 - beta1)
   v = S::add(S::mul(v, S::set1(c.beta2)), S::mul(S::mul(S::set1(c.one_minus_beta2), g), g));
@@ -81,16 +81,17 @@ inline void sgd_lanes(T* param, const T* grad, T* buf, int64_t i, size_t n_tail,
   V g = load(grad);
   V p = load(param);
   if (c.maximize) g = S::neg(g);
-  if (c.weight_decay != T(0)) g = S::add(g, S::mul(S::set1(c.weight_decay), p));
+  // Every `x + alpha * y` is one FMA, as in torch's add(alpha=) kernels.
+  if (c.weight_decay != T(0)) g = S::fmadd(p, S::set1(c.weight_decay), g);
   V d = g;
   if (c.has_momentum) {
     V b = g;
     if (!c.first_step)
-      b = S::add(S::mul(load(buf), S::set1(c.momentum)), S::mul(S::set1(c.one_minus_dampening), g));
+      b = S::fmadd(g, S::set1(c.one_minus_dampening), S::mul(load(buf), S::set1(c.momentum)));
     store(buf, b);
-    d = c.nesterov ? S::add(g, S::mul(S::set1(c.momentum), b)) : b;
+    d = c.nesterov ? S::fmadd(b, S::set1(c.momentum), g) : b;
   }
-  p = S::add(p, S::mul(S::set1(-c.lr), d));
+  p = S::fmadd(d, S::set1(-c.lr), p);
   store(param, p);
 }
 
