@@ -61,12 +61,14 @@ def adam_step(
     bias_correction1 = 1.0 - beta1**step
     bias_correction2 = 1.0 - beta2**step
     step_size = t(lr / bias_correction1)
-    bc2_sqrt = t(math.sqrt(bias_correction2))
+    # trainkern multiplies by 1/sqrt(bc2) where torch divides by sqrt(bc2): one division
+    # fewer per element, at most an ULP apart.
+    inv_bc2_sqrt = t(1.0 / math.sqrt(bias_correction2))
     v = exp_avg_sq
     if amsgrad:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         v = max_exp_avg_sq
-    denom = np.sqrt(v) / bc2_sqrt + t(eps)
+    denom = np.sqrt(v) * inv_bc2_sqrt + t(eps)
     param += -step_size * (exp_avg / denom)
 
 

@@ -19,7 +19,7 @@ AdamConsts<T> adam_consts(const AdamOptions& o) {
   c.beta2 = static_cast<T>(o.beta2);
   c.one_minus_beta2 = static_cast<T>(1.0 - o.beta2);
   c.step_size = static_cast<T>(o.lr / bc1);
-  c.bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+  c.inv_bc2_sqrt = static_cast<T>(1.0 / std::sqrt(bc2));
   c.eps = static_cast<T>(o.eps);
   c.weight_decay = static_cast<T>(o.weight_decay);
   c.decay = static_cast<T>(1.0 - o.lr * o.weight_decay);
