@@ -1,5 +1,7 @@
 // ISA-agnostic entry points of the optimizer family: derive the step-dependent scalars
 // in double, round them once, and call the active target.
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "ops/optim.h"
@@ -70,6 +72,20 @@ void sgd_step(double* param, const double* grad, double* buf, int64_t n, const S
 double stream_pass(StreamKind kind, float* const* arrays, int64_t n) {
   TK_ACTIVE(roofline_table).stream(kind, arrays, n);
   return stream_bytes_per_element(kind) * static_cast<double>(n);
+}
+
+double peak_gflops(bool f64) {
+  const RooflineTable& t = TK_ACTIVE(roofline_table);
+  auto run = [&](int64_t iters) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double flops = f64 ? t.fma_f64(iters) : t.fma_f32(iters);
+    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    return flops / dt.count() * 1e-9;
+  };
+  run(1 << 12);  // wake the threads and the vector units up
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) best = std::max(best, run(1 << 20));
+  return best;
 }
 
 }  // namespace tk
