@@ -20,14 +20,16 @@ STREAMS = {
 _cache: dict = {}
 
 
-def _median_time(fn, reps):
-    fn()  # first touch and warm-up
+def _best_time(fn, reps):
+    """Fastest of `reps` runs: a roof is what the machine can sustain (STREAM's rule),
+    and on a shared machine the slower runs measure the neighbours."""
+    fn()  # warm-up
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+    return min(times)
 
 
 def roofline(threads=None, *, elements=1 << 24, reps=5, refresh=False) -> dict:
@@ -51,7 +53,7 @@ def roofline(threads=None, *, elements=1 << 24, reps=5, refresh=False) -> dict:
         for n in counts:
             _core.set_num_threads(n)
             for name, (kind, count, nbytes) in STREAMS.items():
-                t = _median_time(lambda k=kind, c=count: _core.stream_pass(k, arrays[:c]), reps)
+                t = _best_time(lambda k=kind, c=count: _core.stream_pass(k, arrays[:c]), reps)
                 result["bandwidth_gbs"].setdefault(name, {})[n] = nbytes * elements / t / 1e9
             result["peak_gflops"]["float32"][n] = _core.peak_gflops(False)
             result["peak_gflops"]["float64"][n] = _core.peak_gflops(True)

@@ -2,8 +2,10 @@
 // One pass over memory: each element of every array is loaded once and stored once.
 // The operation order follows torch.optim's single-tensor path so that float32 results
 // agree with torch to rounding (see shared/RESEARCH.md, "Adam numerics").
+#include "ops/lanes-inl.h"
 #include "ops/optim.h"
 #include "parallel.h"
+
 
 namespace tk {
 namespace TK_NS {
@@ -52,11 +54,15 @@ inline void adam_lanes(const AdamArrays<T>& a, int64_t i, size_t n_tail, const A
 }
 
 template <class T, bool Amsgrad>
-void adam_range(const AdamArrays<T>& a, int64_t begin, int64_t end, const AdamConsts<T>& c) {
-  constexpr int64_t N = Simd<T>::N;
-  int64_t i = begin;
-  for (; i + N <= end; i += N) adam_lanes<T, true, Amsgrad>(a, i, 0, c);
-  if (i < end) adam_lanes<T, false, Amsgrad>(a, i, static_cast<size_t>(end - i), c);
+void adam_range(const AdamArrays<T>& arrays, int64_t begin, int64_t end,
+                const AdamConsts<T>& consts) {
+  // Local copies: the float stores below cannot alias them, so the compiler keeps the
+  // constants in registers and hoists the flag tests out of the loop.
+  const AdamArrays<T> a = arrays;
+  const AdamConsts<T> c = consts;
+  for_each_lane(
+      a.param, begin, end, [&](int64_t i) { adam_lanes<T, true, Amsgrad>(a, i, 0, c); },
+      [&](int64_t i, size_t n) { adam_lanes<T, false, Amsgrad>(a, i, n, c); });
 }
 
 template <class T>
@@ -100,11 +106,11 @@ inline void sgd_lanes(T* param, const T* grad, T* buf, int64_t i, size_t n_tail,
 
 template <class T>
 void sgd(T* param, const T* grad, T* buf, int64_t n, const SgdConsts<T>& c) {
-  constexpr int64_t N = Simd<T>::N;
   parallel_chunks(n, 64, kOptimSerialBelow, [&](int64_t b, int64_t e) {
-    int64_t i = b;
-    for (; i + N <= e; i += N) sgd_lanes<T, true>(param, grad, buf, i, 0, c);
-    if (i < e) sgd_lanes<T, false>(param, grad, buf, i, static_cast<size_t>(e - i), c);
+    const SgdConsts<T> k = c;  // a local copy the float stores cannot alias
+    for_each_lane(
+        param, b, e, [&](int64_t i) { sgd_lanes<T, true>(param, grad, buf, i, 0, k); },
+        [&](int64_t i, size_t m) { sgd_lanes<T, false>(param, grad, buf, i, m, k); });
   });
 }
 
