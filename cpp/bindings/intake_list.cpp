@@ -12,20 +12,27 @@ std::string entry_name(const char* list, size_t i) {
   return std::string(list) + "[" + std::to_string(i) + "]";
 }
 
+// The array fields read on the fast paths, straight from NumPy's array struct: the
+// py::array accessors each take a new reference or go through NumPy's C-API table, which
+// adds up over thousands of entries per call.
+const py::detail::PyArray_Proxy* raw(const py::array& a) { return py::detail::array_proxy(a.ptr()); }
+
 bool same_dtype(const py::array& a, const py::array& b) {
   // Arrays of a builtin type share one descriptor object: pointer equality is the usual case.
-  const py::dtype da = a.dtype(), db = b.dtype();
-  return da.is(db) || da.equal(db);
+  return raw(a)->descr == raw(b)->descr || a.dtype().equal(b.dtype());
 }
 
 bool same_shape(const py::array& a, const py::array& b) {
-  const py::ssize_t nd = a.ndim();
-  return nd == b.ndim() &&
-         (nd == 0 || std::memcmp(a.shape(), b.shape(), sizeof(py::ssize_t) * nd) == 0);
+  const int nd = raw(a)->nd;
+  return nd == raw(b)->nd &&
+         (nd == 0 || std::memcmp(raw(a)->dimensions, raw(b)->dimensions,
+                                 sizeof(py::ssize_t) * static_cast<size_t>(nd)) == 0);
 }
 
-bool aligned(const py::array& a) {
-  return reinterpret_cast<uintptr_t>(a.data()) % static_cast<uintptr_t>(a.itemsize()) == 0;
+int64_t element_count(const py::array& a) {
+  int64_t n = 1;
+  for (int d = 0; d < raw(a)->nd; ++d) n *= raw(a)->dimensions[d];
+  return n;
 }
 
 }  // namespace
@@ -77,11 +84,14 @@ void ListChecker::like(const ArrayList& l, size_t i, const ArrayList& ref, size_
 
 void ListChecker::layout(const ArrayList& l, size_t i, bool read_only) const {
   const py::array& a = l[i];
-  if (!(a.flags() & py::array::c_style) || !aligned(a)) {
+  const int flags = raw(a)->flags;
+  // Alignment to the element size: NumPy's ALIGNED flag.
+  constexpr int kAligned = 0x0100;
+  if (!(flags & py::array::c_style) || !(flags & kAligned)) {
     std::string nm;
     c_.c_contiguous(l.arg(i, nm));
   }
-  if (!read_only && !a.writeable()) {
+  if (!read_only && !(flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_)) {
     std::string nm;
     c_.writeable(l.arg(i, nm));
   }
@@ -89,16 +99,19 @@ void ListChecker::layout(const ArrayList& l, size_t i, bool read_only) const {
 
 void ListChecker::no_overlap(std::initializer_list<const ArrayList*> written,
                              std::initializer_list<const ArrayList*> read) const {
-  // Sort every array's byte range by start, then sweep once, remembering the range that
+  // Order every array's byte range by start, then sweep once, remembering the range that
   // reaches furthest among all arrays and among written ones: a written array overlaps an
   // earlier one iff it starts before the first reach ends, a read-only one iff it starts
-  // before the second does. O(n log n) instead of comparing every pair.
+  // before the second does. Each list is usually already in address order (allocation
+  // order), so the lists are sorted on their own when needed and then merged: close to
+  // linear time for the thousands of ranges of a large model.
   struct Range {
     uintptr_t lo, hi;
     const ArrayList* list;
     size_t index;
     bool written;
   };
+  const auto by_start = [](const Range& a, const Range& b) { return a.lo < b.lo; };
   std::vector<Range> ranges;
   size_t total = 0;
   for (const ArrayList* l : written) total += l ? l->size() : 0;
@@ -106,17 +119,22 @@ void ListChecker::no_overlap(std::initializer_list<const ArrayList*> written,
   ranges.reserve(total);
   auto add = [&](const ArrayList* l, bool w) {
     if (l == nullptr) return;
+    const size_t first = ranges.size();
     for (size_t i = 0; i < l->size(); ++i) {
       const py::array& a = (*l)[i];
-      if (a.size() == 0) continue;
-      const auto lo = reinterpret_cast<uintptr_t>(a.data());
-      ranges.push_back({lo, lo + static_cast<uintptr_t>(a.nbytes()), l, i, w});
+      const int64_t n = element_count(a);
+      if (n == 0) continue;
+      const auto lo = reinterpret_cast<uintptr_t>(raw(a)->data);
+      const auto bytes = static_cast<uintptr_t>(n) * static_cast<uintptr_t>(a.itemsize());
+      ranges.push_back({lo, lo + bytes, l, i, w});
     }
+    if (!std::is_sorted(ranges.begin() + first, ranges.end(), by_start))
+      std::sort(ranges.begin() + first, ranges.end(), by_start);
+    if (first != 0)
+      std::inplace_merge(ranges.begin(), ranges.begin() + first, ranges.end(), by_start);
   };
   for (const ArrayList* l : written) add(l, true);
   for (const ArrayList* l : read) add(l, false);
-  std::sort(ranges.begin(), ranges.end(),
-            [](const Range& a, const Range& b) { return a.lo < b.lo; });
   const Range* reach_all = nullptr;
   const Range* reach_written = nullptr;
   for (const Range& r : ranges) {
