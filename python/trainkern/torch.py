@@ -213,6 +213,14 @@ class _Base(torch.optim.Optimizer):
             self.state = tracked
         self._tk_caches = {}
 
+    def state_dict(self):
+        """As torch.optim's (references to the state tensors), with plain dicts per
+        parameter, so that ``torch.load(..., weights_only=True)`` reads it back."""
+        sd = super().state_dict()
+        sd["state"] = {k: dict(v) if isinstance(v, _TrackedDict) else v
+                       for k, v in sd["state"].items()}
+        return sd
+
     def add_param_group(self, param_group):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
