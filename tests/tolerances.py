@@ -8,16 +8,19 @@ import numpy as np
 
 # (op, dtype name) -> (rtol, atol)
 TOLERANCES = {
-    # Same operations in the same order as the reference: only FMA-free rounding, so tight.
-    ("adam", "float32"): (2e-6, 1e-7),
-    ("adam", "float64"): (1e-14, 1e-16),
-    ("sgd", "float32"): (2e-6, 1e-7),
-    ("sgd", "float64"): (1e-14, 1e-16),
-    # After 100 steps against torch.optim (issue: agree to 1e-6 relative).
-    ("adam_torch_100", "float32"): (1e-6, 1e-7),
-    ("adam_torch_100", "float64"): (1e-12, 1e-15),
-    ("sgd_torch_100", "float32"): (1e-6, 1e-7),
-    ("sgd_torch_100", "float64"): (1e-12, 1e-15),
+    # Same operations in the same order as the reference; the atol covers results that
+    # cancel to near zero (values are O(1), so it is a few ULP of the inputs).
+    ("adam", "float32"): (2e-6, 3e-7),
+    ("adam", "float64"): (1e-14, 1e-15),
+    ("sgd", "float32"): (2e-6, 3e-7),
+    ("sgd", "float64"): (1e-14, 1e-15),
+    # After 100 steps against torch.optim: 1e-6 relative to the parameters' scale (they are
+    # O(1)); torch's own result differs by a few ULP between its AVX2/AVX-512 and its
+    # default (no-FMA) code paths, and a parameter that crosses zero keeps that absolute error.
+    ("adam_torch_100", "float32"): (1e-6, 1e-6),
+    ("adam_torch_100", "float64"): (1e-12, 1e-12),
+    ("sgd_torch_100", "float32"): (1e-6, 1e-6),
+    ("sgd_torch_100", "float64"): (1e-12, 1e-12),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import _core
 from ._core import available_isas, get_num_threads, isa
 from ._optim_multi import adam_step_multi, sgd_step_multi
+from ._roofline import roofline
 
 __version__ = _core.build_info()["version"]
 
@@ -22,6 +23,7 @@ __all__ = [
     "available_isas",
     "get_num_threads",
     "isa",
+    "roofline",
     "set_num_threads",
     "sgd_step",
     "sgd_step_multi",

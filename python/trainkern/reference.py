@@ -15,6 +15,19 @@ __all__ = ["adam_step", "sgd_step"]
 __all__ += ["adam_step_multi", "sgd_step_multi"]
 
 
+def _fma(a, b, c):
+    """a * b + c rounded once, as the kernels' FMA (and torch's add(alpha=)) computes it.
+
+    For float32 the float64 product is exact and the sum is rounded twice (to float64,
+    then to float32), which differs from one rounding only in rare ties; float64 has no
+    wider type here, so it is a plain multiply-add.
+    """
+    a = np.asarray(a)
+    if a.dtype == np.float32:
+        return (a.astype(np.float64) * np.float64(b) + c).astype(np.float32)
+    return a * b + c
+
+
 def adam_step(
     param,
     grad,
@@ -41,7 +54,7 @@ def adam_step(
         if decoupled_weight_decay:
             param *= t(1.0 - lr * weight_decay)
         else:
-            g = g + t(weight_decay) * param
+            g = _fma(param, t(weight_decay), g)
     exp_avg += t(1.0 - beta1) * (g - exp_avg)
     exp_avg_sq *= t(beta2)
     exp_avg_sq += t(1.0 - beta2) * g * g
@@ -49,12 +62,14 @@ def adam_step(
     bias_correction1 = 1.0 - beta1**step
     bias_correction2 = 1.0 - beta2**step
     step_size = t(lr / bias_correction1)
-    bc2_sqrt = t(math.sqrt(bias_correction2))
+    # trainkern multiplies by 1/sqrt(bc2) where torch divides by sqrt(bc2): one division
+    # fewer per element, at most an ULP apart.
+    inv_bc2_sqrt = t(1.0 / math.sqrt(bias_correction2))
     v = exp_avg_sq
     if amsgrad:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         v = max_exp_avg_sq
-    denom = np.sqrt(v) / bc2_sqrt + t(eps)
+    denom = np.sqrt(v) * inv_bc2_sqrt + t(eps)
     param += -step_size * (exp_avg / denom)
 
 
@@ -74,15 +89,14 @@ def sgd_step(
     t = param.dtype.type
     d = -grad if maximize else grad
     if weight_decay != 0:
-        d = d + t(weight_decay) * param
+        d = _fma(param, t(weight_decay), d)
     if momentum != 0:
         if step == 1:
             momentum_buffer[...] = d
         else:
-            momentum_buffer *= t(momentum)
-            momentum_buffer += t(1.0 - dampening) * d
-        d = d + t(momentum) * momentum_buffer if nesterov else momentum_buffer
-    param += t(-lr) * d
+            momentum_buffer[...] = _fma(d, t(1.0 - dampening), momentum_buffer * t(momentum))
+        d = _fma(momentum_buffer, t(momentum), d) if nesterov else momentum_buffer
+    param[...] = _fma(d, t(-lr), param)
 
 
 def _per_tensor(values, n, name):

@@ -66,5 +66,7 @@ void sgd_step_multi(const SgdTensor<double>* tensors, int64_t count, const SgdOp
 enum class StreamKind : int { read = 0, copy = 1, triad = 2, adam = 3 };
 // Runs one pass of `kind` over arrays of n floats each; returns bytes moved.
 double stream_pass(StreamKind kind, float* const* arrays, int64_t n);
+// Peak FMA throughput of the active target on num_threads() threads, in GFLOP/s.
+double peak_gflops(bool f64);
 
 }  // namespace tk

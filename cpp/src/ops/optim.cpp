@@ -1,5 +1,7 @@
 // ISA-agnostic entry points of the optimizer family: derive the step-dependent scalars
 // in double, round them once, and call the active target.
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <vector>
 
@@ -20,7 +22,7 @@ AdamConsts<T> adam_consts(const AdamOptions& o) {
   c.beta2 = static_cast<T>(o.beta2);
   c.one_minus_beta2 = static_cast<T>(1.0 - o.beta2);
   c.step_size = static_cast<T>(o.lr / bc1);
-  c.bc2_sqrt = static_cast<T>(std::sqrt(bc2));
+  c.inv_bc2_sqrt = static_cast<T>(1.0 / std::sqrt(bc2));
   c.eps = static_cast<T>(o.eps);
   c.weight_decay = static_cast<T>(o.weight_decay);
   c.decay = static_cast<T>(1.0 - o.lr * o.weight_decay);
@@ -133,6 +135,20 @@ void sgd_step_multi(const SgdTensor<double>* tensors, int64_t count, const SgdOp
 double stream_pass(StreamKind kind, float* const* arrays, int64_t n) {
   TK_ACTIVE(roofline_table).stream(kind, arrays, n);
   return stream_bytes_per_element(kind) * static_cast<double>(n);
+}
+
+double peak_gflops(bool f64) {
+  const RooflineTable& t = TK_ACTIVE(roofline_table);
+  auto run = [&](int64_t iters) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double flops = f64 ? t.fma_f64(iters) : t.fma_f32(iters);
+    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    return flops / dt.count() * 1e-9;
+  };
+  run(1 << 12);  // wake the threads and the vector units up
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) best = std::max(best, run(1 << 20));
+  return best;
 }
 
 }  // namespace tk

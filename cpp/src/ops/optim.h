@@ -9,7 +9,7 @@ namespace tk {
 
 template <class T>
 struct AdamConsts {
-  T one_minus_beta1, beta2, one_minus_beta2, step_size, bc2_sqrt, eps, weight_decay, decay,
+  T one_minus_beta1, beta2, one_minus_beta2, step_size, inv_bc2_sqrt, eps, weight_decay, decay,
       grad_scale;
   bool decoupled, amsgrad, maximize, scaled;
 };
