@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import _core
 from ._core import available_isas, get_num_threads, isa
+from ._optim_multi import adam_step_multi, sgd_step_multi
 from ._roofline import roofline
 
 __version__ = _core.build_info()["version"]
@@ -18,12 +19,14 @@ __version__ = _core.build_info()["version"]
 __all__ = [
     "__version__",
     "adam_step",
+    "adam_step_multi",
     "available_isas",
     "get_num_threads",
     "isa",
     "roofline",
     "set_num_threads",
     "sgd_step",
+    "sgd_step_multi",
     "show_config",
 ]
 

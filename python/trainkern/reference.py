@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 __all__ = ["adam_step", "sgd_step"]
+__all__ += ["adam_step_multi", "sgd_step_multi"]
 
 
 def _fma(a, b, c):
@@ -96,3 +97,71 @@ def sgd_step(
             momentum_buffer[...] = _fma(d, t(1.0 - dampening), momentum_buffer * t(momentum))
         d = _fma(momentum_buffer, t(momentum), d) if nesterov else momentum_buffer
     param[...] = _fma(d, t(-lr), param)
+
+
+def _per_tensor(values, n, name):
+    if isinstance(values, (list, tuple)):
+        if len(values) != n:
+            raise ValueError(f"{name} has {len(values)} entries but there are {n} tensors")
+        return list(values)
+    return [values] * n
+
+
+def adam_step_multi(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    *,
+    steps=None,
+    step_counters=None,
+    lr=1e-3,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    amsgrad=False,
+    max_exp_avg_sqs=None,
+    maximize=False,
+    grad_scale=None,
+) -> None:
+    n = len(params)
+    if (steps is None) == (step_counters is None):
+        raise TypeError("adam_step_multi: pass exactly one of steps and step_counters")
+    if step_counters is not None:
+        for c in step_counters:
+            c[...] = c + 1
+        steps = [int(c) for c in step_counters]
+    steps = _per_tensor(steps, n, "steps")
+    vmax = max_exp_avg_sqs if amsgrad else [None] * n
+    for i in range(n):
+        adam_step(
+            params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], step=steps[i], lr=lr,
+            beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay, amsgrad=amsgrad,
+            max_exp_avg_sq=vmax[i], maximize=maximize, grad_scale=grad_scale,
+        )
+
+
+def sgd_step_multi(
+    params,
+    grads,
+    momentum_buffers=None,
+    *,
+    lr,
+    momentum=0.0,
+    dampening=0.0,
+    nesterov=False,
+    weight_decay=0.0,
+    maximize=False,
+    steps=None,
+) -> None:
+    n = len(params)
+    steps = _per_tensor(steps, n, "steps")
+    bufs = momentum_buffers if momentum != 0 else [None] * n
+    for i in range(n):
+        sgd_step(
+            params[i], grads[i], bufs[i], lr=lr, momentum=momentum, dampening=dampening,
+            nesterov=nesterov, weight_decay=weight_decay, maximize=maximize, step=steps[i],
+        )

@@ -105,13 +105,45 @@ inline void sgd_lanes(T* param, const T* grad, T* buf, int64_t i, size_t n_tail,
 }
 
 template <class T>
+void sgd_range(T* param, const T* grad, T* buf, int64_t begin, int64_t end,
+               const SgdConsts<T>& consts) {
+  const SgdConsts<T> c = consts;  // a local copy the float stores cannot alias
+  for_each_lane(
+      param, begin, end, [&](int64_t i) { sgd_lanes<T, true>(param, grad, buf, i, 0, c); },
+      [&](int64_t i, size_t m) { sgd_lanes<T, false>(param, grad, buf, i, m, c); });
+}
+
+template <class T>
 void sgd(T* param, const T* grad, T* buf, int64_t n, const SgdConsts<T>& c) {
-  parallel_chunks(n, 64, kOptimSerialBelow, [&](int64_t b, int64_t e) {
-    const SgdConsts<T> k = c;  // a local copy the float stores cannot alias
-    for_each_lane(
-        param, b, e, [&](int64_t i) { sgd_lanes<T, true>(param, grad, buf, i, 0, k); },
-        [&](int64_t i, size_t m) { sgd_lanes<T, false>(param, grad, buf, i, m, k); });
-  });
+  parallel_chunks(n, 64, kOptimSerialBelow,
+                  [&](int64_t b, int64_t e) { sgd_range(param, grad, buf, b, e, c); });
+}
+
+// Multi-tensor steps: the same range bodies, over a batch split by elements. A tensor
+// smaller than one vector is a lone masked tail.
+template <class T, bool Amsgrad>
+void adam_batch(const Batch<AdamItem<T>>& b) {
+  parallel_segments(b.offsets, b.count, 64, kOptimSerialBelow,
+                    [&](int64_t k, int64_t lo, int64_t hi) {
+                      adam_range<T, Amsgrad>(b.items[k].a, lo, hi, *b.items[k].c);
+                    });
+}
+
+template <class T>
+void adam_multi(const Batch<AdamItem<T>>& b, bool amsgrad) {
+  if (amsgrad)
+    adam_batch<T, true>(b);
+  else
+    adam_batch<T, false>(b);
+}
+
+template <class T>
+void sgd_multi(const Batch<SgdItem<T>>& b) {
+  parallel_segments(b.offsets, b.count, 64, kOptimSerialBelow,
+                    [&](int64_t k, int64_t lo, int64_t hi) {
+                      const SgdItem<T>& t = b.items[k];
+                      sgd_range(t.param, t.grad, t.buf, lo, hi, *t.c);
+                    });
 }
 
 }  // namespace optim_detail
@@ -121,6 +153,10 @@ extern const OptimTable optim_table = {
     &optim_detail::adam<double>,
     &optim_detail::sgd<float>,
     &optim_detail::sgd<double>,
+    &optim_detail::adam_multi<float>,
+    &optim_detail::adam_multi<double>,
+    &optim_detail::sgd_multi<float>,
+    &optim_detail::sgd_multi<double>,
 };
 
 }  // namespace TK_NS

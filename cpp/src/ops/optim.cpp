@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <vector>
 
 #include "ops/optim.h"
 #include "ops/roofline.h"
@@ -67,6 +68,68 @@ void sgd_step(float* param, const float* grad, float* buf, int64_t n, const SgdO
 
 void sgd_step(double* param, const double* grad, double* buf, int64_t n, const SgdOptions& o) {
   TK_ACTIVE(optim_table).sgd_f64(param, grad, buf, n, sgd_consts<double>(o));
+}
+
+namespace {
+
+// Lays the tensors end to end for parallel_segments and gives each its constants; tensors
+// whose step equals the previous tensor's share them (the usual case: one step for all).
+template <class T>
+void adam_multi(const AdamTensor<T>* t, int64_t count, const AdamOptions& o,
+                void (*kernel)(const Batch<AdamItem<T>>&, bool)) {
+  if (count <= 0) return;
+  std::vector<AdamConsts<T>> consts;
+  consts.reserve(static_cast<size_t>(count));  // items point into it: no reallocation
+  std::vector<AdamItem<T>> items(static_cast<size_t>(count));
+  std::vector<int64_t> offsets(static_cast<size_t>(count) + 1);
+  AdamOptions ok = o;
+  offsets[0] = 0;
+  for (int64_t k = 0; k < count; ++k) {
+    if (consts.empty() || t[k].step != ok.step) {
+      ok.step = t[k].step;
+      consts.push_back(adam_consts<T>(ok));
+    }
+    items[k] = {{t[k].param, t[k].grad, t[k].exp_avg, t[k].exp_avg_sq, t[k].max_exp_avg_sq},
+                &consts.back()};
+    offsets[k + 1] = offsets[k] + t[k].n;
+  }
+  kernel({items.data(), offsets.data(), count}, o.amsgrad);
+}
+
+template <class T>
+void sgd_multi(const SgdTensor<T>* t, int64_t count, const SgdOptions& o,
+               void (*kernel)(const Batch<SgdItem<T>>&)) {
+  if (count <= 0) return;
+  SgdOptions first = o, later = o;
+  first.first_step = true;
+  later.first_step = false;
+  const SgdConsts<T> consts[2] = {sgd_consts<T>(later), sgd_consts<T>(first)};
+  std::vector<SgdItem<T>> items(static_cast<size_t>(count));
+  std::vector<int64_t> offsets(static_cast<size_t>(count) + 1);
+  offsets[0] = 0;
+  for (int64_t k = 0; k < count; ++k) {
+    items[k] = {t[k].param, t[k].grad, t[k].momentum_buffer, &consts[t[k].first_step ? 1 : 0]};
+    offsets[k + 1] = offsets[k] + t[k].n;
+  }
+  kernel({items.data(), offsets.data(), count});
+}
+
+}  // namespace
+
+void adam_step_multi(const AdamTensor<float>* tensors, int64_t count, const AdamOptions& o) {
+  adam_multi(tensors, count, o, TK_ACTIVE(optim_table).adam_multi_f32);
+}
+
+void adam_step_multi(const AdamTensor<double>* tensors, int64_t count, const AdamOptions& o) {
+  adam_multi(tensors, count, o, TK_ACTIVE(optim_table).adam_multi_f64);
+}
+
+void sgd_step_multi(const SgdTensor<float>* tensors, int64_t count, const SgdOptions& o) {
+  sgd_multi(tensors, count, o, TK_ACTIVE(optim_table).sgd_multi_f32);
+}
+
+void sgd_step_multi(const SgdTensor<double>* tensors, int64_t count, const SgdOptions& o) {
+  sgd_multi(tensors, count, o, TK_ACTIVE(optim_table).sgd_multi_f64);
 }
 
 double stream_pass(StreamKind kind, float* const* arrays, int64_t n) {
