@@ -38,6 +38,19 @@ struct Simd<float> {
   static V abs(V a) { return {_mm512_abs_ps(a.v)}; }
   static V sqrt(V a) { return {_mm512_sqrt_ps(a.v)}; }
   static V fmadd(V a, V b, V c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  static V fnmadd(V a, V b, V c) { return {_mm512_fnmadd_ps(a.v, b.v, c.v)}; }
+  static V fmsub(V a, V b, V c) { return {_mm512_fmsub_ps(a.v, b.v, c.v)}; }
+  static V round(V a) {
+    return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+  }
+  // vscalefps rounds once, so results in the subnormal range are correctly rounded.
+  static V ldexp(V a, V n) { return {_mm512_scalef_ps(a.v, n.v)}; }
+  static V copysign(V mag, V sgn) {
+    const __m512i m = _mm512_set1_epi32(INT32_MIN);
+    // bitwise select: sign bit from sgn, the rest from mag
+    return {_mm512_castsi512_ps(_mm512_ternarylogic_epi32(m, _mm512_castps_si512(sgn.v),
+                                                          _mm512_castps_si512(mag.v), 0xCA))};
+  }
   static V min(V a, V b) { return {_mm512_min_ps(a.v, b.v)}; }
   static V max(V a, V b) { return {_mm512_max_ps(a.v, b.v)}; }
   static M lt(V a, V b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ); }
@@ -83,6 +96,19 @@ struct Simd<double> {
   static V abs(V a) { return {_mm512_abs_pd(a.v)}; }
   static V sqrt(V a) { return {_mm512_sqrt_pd(a.v)}; }
   static V fmadd(V a, V b, V c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+  static V fnmadd(V a, V b, V c) { return {_mm512_fnmadd_pd(a.v, b.v, c.v)}; }
+  static V fmsub(V a, V b, V c) { return {_mm512_fmsub_pd(a.v, b.v, c.v)}; }
+  static V round(V a) {
+    return {_mm512_roundscale_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+  }
+  // vscalefpd rounds once, so results in the subnormal range are correctly rounded.
+  static V ldexp(V a, V n) { return {_mm512_scalef_pd(a.v, n.v)}; }
+  static V copysign(V mag, V sgn) {
+    const __m512i m = _mm512_set1_epi64(INT64_MIN);
+    // bitwise select: sign bit from sgn, the rest from mag
+    return {_mm512_castsi512_pd(_mm512_ternarylogic_epi64(m, _mm512_castpd_si512(sgn.v),
+                                                          _mm512_castpd_si512(mag.v), 0xCA))};
+  }
   static V min(V a, V b) { return {_mm512_min_pd(a.v, b.v)}; }
   static V max(V a, V b) { return {_mm512_max_pd(a.v, b.v)}; }
   static M lt(V a, V b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ); }

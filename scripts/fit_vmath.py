@@ -1,0 +1,125 @@
+"""Fits the polynomial coefficients of cpp/src/ops/vmath-inl.h and prints them as C++.
+
+Each approximation is interpolated at Chebyshev nodes in 60-digit arithmetic (mpmath), which
+is within a small factor of the minimax polynomial, then converted to the monomial basis the
+kernels evaluate with Horner's rule, and rounded to float/double. The script also reports the
+worst relative error of the rounded coefficients on a dense grid (evaluated in mpmath), so a
+change of degree or interval can be judged before it is pasted in.
+
+    python scripts/fit_vmath.py
+"""
+
+from __future__ import annotations
+
+import mpmath as mp
+import numpy as np
+
+mp.mp.dps = 60
+
+
+def cheb_fit(f, lo, hi, deg):
+    """Monomial coefficients (low order first) of the degree-`deg` interpolant of f on [lo, hi]."""
+    lo, hi = mp.mpf(lo), mp.mpf(hi)
+    n = deg + 1
+    nodes = [(lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / n) for k in range(n)]
+    # Solve the Vandermonde system in high precision: exact interpolation at the nodes.
+    a = mp.matrix([[x**j for j in range(n)] for x in nodes])
+    b = mp.matrix([f(x) for x in nodes])
+    c = mp.lu_solve(a, b)
+    return [c[j] for j in range(n)]
+
+
+def rounded(coefs, dtype):
+    return [mp.mpf(float(np.dtype(dtype).type(float(c)))) for c in coefs]
+
+
+def horner(coefs, x):
+    r = mp.mpf(0)
+    for c in reversed(coefs):
+        r = r * x + c
+    return r
+
+
+def worst(f, approx, lo, hi, m=2000):
+    e = mp.mpf(0)
+    for k in range(m + 1):
+        x = mp.mpf(lo) + (mp.mpf(hi) - mp.mpf(lo)) * k / m
+        fx = f(x)
+        if fx != 0:
+            e = max(e, abs(approx(x) / fx - 1))
+    return float(e)
+
+
+def emit(name, coefs, dtype):
+    suffix = "f" if dtype == np.float32 else ""
+    vals = [repr(float(np.dtype(dtype).type(float(c)))) for c in coefs]
+    print(f"  // {name}")
+    print("  {" + ", ".join(v + suffix for v in vals) + "},")
+
+
+def q_tail(a):
+    """Upper tail of the standard normal: Q(a) = erfc(a / sqrt(2)) / 2."""
+    return mp.erfc(a / mp.sqrt(2)) / 2
+
+
+def mills(a):
+    """R(a) = Q(a) * exp(a^2 / 2): smooth, 1/2 at 0, ~ 1/(a sqrt(2 pi)) for large a."""
+    return q_tail(a) * mp.exp(a * a / 2)
+
+
+def exp_tail(r):
+    """(exp(r) - 1 - r) / r^2, from its series: the direct form cancels near r = 0."""
+    return mp.nsum(lambda k: r**k / mp.factorial(k + 2), [0, mp.inf])
+
+
+def underflow_point(dtype, g):
+    """Smallest a with g(a) below half the least subnormal (g decreasing)."""
+    tiny = mp.mpf(2) ** (-150 if dtype == np.float32 else -1075)
+    return mp.findroot(lambda a: mp.log(g(a)) - mp.log(tiny), 14 if dtype == np.float32 else 38)
+
+
+def gelu_neg(a):
+    """-GELU(-a) = a Q(a)."""
+    return a * q_tail(a)
+
+
+def gelu_grad_neg(a):
+    """-GELU'(-a) = a phi(a) - Q(a)."""
+    return a * mp.npdf(a) - q_tail(a)
+
+
+def main():
+    ln2h = mp.log(2) / 2
+    for dtype, pdeg, rk, rdeg, edeg in [(np.float32, 4, 4, 9, 6), (np.float64, 9, 4, 22, 11)]:
+        tname = np.dtype(dtype).name
+        print(f"==== {tname}")
+        # exp(r) = 1 + r + r^2 P(r) on [-ln2/2, ln2/2]
+        p = cheb_fit(exp_tail, -ln2h, ln2h, pdeg)
+        pr = rounded(p, dtype)
+        err = worst(mp.exp, lambda r: 1 + r + r * r * horner(pr, r), -ln2h, ln2h)
+        err1 = worst(mp.expm1, lambda r: r + r * r * horner(pr, r), -ln2h, ln2h)
+        print(f"exp poly degree {pdeg + 2}: rel err exp {err:.3g}, expm1 {err1:.3g}")
+        emit("exp: 1 + r + r^2 P(r), P low order first", pr, dtype)
+        # Mills ratio R(a) = t P(t), t = 1 / (1 + a / k)
+        amax = underflow_point(dtype, gelu_neg)
+        amax_grad = underflow_point(dtype, gelu_grad_neg)
+        print(f"GELU(-a) underflows past a = {float(amax)!r}, GELU'(-a) past {float(amax_grad)!r}")
+        # The tail is fitted up to where the gradient underflows, the later of the two.
+        amax = amax_grad
+        k = mp.mpf(rk)
+        tmin = 1 / (1 + amax / k)
+        rp = cheb_fit(lambda t: mills(k * (1 / t - 1)) / t, tmin, 1, rdeg)
+        rr = rounded(rp, dtype)
+        err = worst(lambda t: mills(k * (1 / t - 1)), lambda t: t * horner(rr, t), tmin, 1)
+        print(f"normal tail: k {rk}, degree {rdeg}: rel err {err:.3g}")
+        emit(f"R(a) = t P(t), t = 1 / (1 + a / {rk})", rr, dtype)
+        # erf(x) = x E(x^2) for |x| <= 1/2
+        e = cheb_fit(lambda s: mp.erf(mp.sqrt(s)) / mp.sqrt(s) if s != 0 else 2 / mp.sqrt(mp.pi), 0, mp.mpf(1) / 4, edeg)
+        er = rounded(e, dtype)
+        err = worst(mp.erf, lambda x: x * horner(er, x * x), mp.mpf(1) / 10**6, mp.mpf(1) / 2)
+        print(f"erf small degree {2 * edeg + 1}: rel err {err:.3g}")
+        emit("erf(x) = x E(x^2), |x| <= 1/2", er, dtype)
+
+
+if __name__ == "__main__":
+    main()
