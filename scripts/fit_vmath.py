@@ -29,6 +29,31 @@ def cheb_fit(f, lo, hi, deg):
     return [c[j] for j in range(n)]
 
 
+def rational_fit(f, hi, m, iters=40, samples=4000):
+    """Near-minimax R = N/D (degrees m, m+1, D(0) = 1) of f on [0, hi], relative error.
+
+    Linearised least squares (Sanathanan-Koerner: divide by the previous D) with Lawson
+    re-weighting, in float64 on a grid dense near both ends; coefficients low order first.
+    """
+    n = m + 1
+    a = np.unique(np.concatenate([np.linspace(0, hi, samples),
+                                  hi * (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, samples)))]))
+    y = np.array([float(f(mp.mpf(float(v)))) for v in a])
+    s = a / hi
+    d_prev, w = np.ones_like(s), np.ones_like(s)
+    for _ in range(iters):
+        lhs = np.hstack([np.vander(s, m + 1, increasing=True),
+                         -y[:, None] * np.vander(s, n + 1, increasing=True)[:, 1:]])
+        wt = w / (d_prev * y)
+        c, *_ = np.linalg.lstsq(lhs * wt[:, None], y * wt, rcond=None)
+        num = np.vander(s, m + 1, increasing=True) @ c[: m + 1]
+        d_prev = 1 + np.vander(s, n + 1, increasing=True)[:, 1:] @ c[m + 1 :]
+        w = np.maximum(w * np.abs(num / d_prev / y - 1) ** 0.5, 1e-3 * w.max())
+        w /= w.max()
+    scale = [float(hi) ** -j for j in range(n + 1)]
+    return [c[j] * scale[j] for j in range(m + 1)], [1.0] + [c[m + j] * scale[j] for j in range(1, n + 1)]
+
+
 def rounded(coefs, dtype):
     return [mp.mpf(float(np.dtype(dtype).type(float(c)))) for c in coefs]
 
@@ -88,6 +113,17 @@ def gelu_grad_neg(a):
     return a * mp.npdf(a) - q_tail(a)
 
 
+def fit_t_poly(amax, rk, rdeg, dtype):
+    """double: R(a) = t P(t), t = k / (k + a); the rounding of t costs ~1e-16 only."""
+    k = mp.mpf(rk)
+    tmin = 1 / (1 + amax / k)
+    rp = cheb_fit(lambda t: mills(k * (1 / t - 1)) / t, tmin, 1, rdeg)
+    rr = rounded(rp, dtype)
+    err = worst(lambda t: mills(k * (1 / t - 1)), lambda t: t * horner(rr, t), tmin, 1)
+    print(f"normal tail: k {rk}, degree {rdeg}: rel err {err:.3g}")
+    emit(f"R(a) = t P(t), t = 1 / (1 + a / {rk})", rr, dtype)
+
+
 def main():
     ln2h = mp.log(2) / 2
     for dtype, pdeg, rk, rdeg, edeg in [(np.float32, 4, 4, 9, 6), (np.float64, 9, 4, 22, 11)]:
@@ -100,19 +136,23 @@ def main():
         err1 = worst(mp.expm1, lambda r: r + r * r * horner(pr, r), -ln2h, ln2h)
         print(f"exp poly degree {pdeg + 2}: rel err exp {err:.3g}, expm1 {err1:.3g}")
         emit("exp: 1 + r + r^2 P(r), P low order first", pr, dtype)
-        # Mills ratio R(a) = t P(t), t = 1 / (1 + a / k)
+        # Normal tail Q(a) = exp(-a^2/2) R(a)
         amax = underflow_point(dtype, gelu_neg)
         amax_grad = underflow_point(dtype, gelu_grad_neg)
         print(f"GELU(-a) underflows past a = {float(amax)!r}, GELU'(-a) past {float(amax_grad)!r}")
         # The tail is fitted up to where the gradient underflows, the later of the two.
         amax = amax_grad
-        k = mp.mpf(rk)
-        tmin = 1 / (1 + amax / k)
-        rp = cheb_fit(lambda t: mills(k * (1 / t - 1)) / t, tmin, 1, rdeg)
-        rr = rounded(rp, dtype)
-        err = worst(lambda t: mills(k * (1 / t - 1)), lambda t: t * horner(rr, t), tmin, 1)
-        print(f"normal tail: k {rk}, degree {rdeg}: rel err {err:.3g}")
-        emit(f"R(a) = t P(t), t = 1 / (1 + a / {rk})", rr, dtype)
+        if dtype == np.float32:
+            # float: R = N(a) / D(a) with positive coefficients (a polynomial in t would turn
+            # the rounding of t into ~k ULP of error in a).
+            num, den = rational_fit(mills, float(amax), 4)
+            nr, dr = rounded(num, dtype), rounded(den, dtype)
+            err = worst(mills, lambda a: horner(nr, a) / horner(dr, a), 0, amax)
+            print(f"normal tail: rational (4, 5): rel err {err:.3g}")
+            emit("R(a) = N(a) / D(a): N", nr, dtype)
+            emit("D", dr, dtype)
+        else:
+            fit_t_poly(amax, rk, rdeg, dtype)
         # erf(x) = x E(x^2) for |x| <= 1/2
         e = cheb_fit(lambda s: mp.erf(mp.sqrt(s)) / mp.sqrt(s) if s != 0 else 2 / mp.sqrt(mp.pi), 0, mp.mpf(1) / 4, edeg)
         er = rounded(e, dtype)

@@ -35,14 +35,14 @@ struct VmathCoef<float> {
   // coefficients are all positive, so neither polynomial cancels. (A polynomial in
   // t = k / (k + a) turns the rounding of t into an error of ~k ULP in a.)
   static constexpr bool tail_rational = true;
-  static constexpr float tail_n[5] = {0.5f, 0.43836265802383423f, 0.18328449130058289f,
-                                      0.040649641305208206f, 0.004118687007576227f};
+  static constexpr float tail_n[5] = {0.5f, 0.441292941570282f, 0.18553251028060913f,
+                                      0.04142918810248375f, 0.0042403400875627995f};
   static constexpr float tail_d[6] = {1.0f,
-                                      1.6746102571487427f,
-                                      1.2027099132537842f,
-                                      0.46960073709487915f,
-                                      0.10189995914697647f,
-                                      0.010323897935450077f};
+                                      1.6804710626602173f,
+                                      1.2118803262710571f,
+                                      0.4755527973175049f,
+                                      0.10385336726903915f,
+                                      0.010628851130604744f};
   // GELU(-a) rounds to -0 past gelu_amax, GELU'(-a) past gelu_grad_amax.
   static constexpr float gelu_amax = 14.36f, gelu_grad_amax = 14.55f;
   // erf(x) = x E(x^2) for |x| <= 1/2
@@ -131,6 +131,12 @@ inline typename Simd<T>::V clamp_exp_arg(typename Simd<T>::V y) {
   return S::min(S::set1(VmathCoef<T>::exp_hi), S::max(S::set1(VmathCoef<T>::exp_lo), y));
 }
 
+template <class T>
+inline typename Simd<T>::V clamp_exp_lo(typename Simd<T>::V y) {
+  using S = Simd<T>;
+  return S::max(S::set1(VmathCoef<T>::exp_lo), y);
+}
+
 // expm1(y) for y in [0, 2 tanh_sat] (NaN passes): 2^n (e^r - 1) + (2^n - 1) with e^r - 1 from
 // r + r^2 P(r), so there is no cancellation near 0.
 template <class T>
@@ -146,37 +152,28 @@ inline typename Simd<T>::V expm1_core(typename Simd<T>::V y) {
   return S::fmadd(two_n, em, S::sub(two_n, one));
 }
 
-// R(a) = Q(a) exp(a^2/2) for a in [0, gelu_grad_amax].
+// v * R(a), R(a) = Q(a) exp(a^2/2), for a in [0, gelu_grad_amax].
 template <class T>
-inline typename Simd<T>::V mills(typename Simd<T>::V a) {
+inline typename Simd<T>::V mul_mills(typename Simd<T>::V v, typename Simd<T>::V a) {
   using S = Simd<T>;
   using C = VmathCoef<T>;
   if constexpr (C::tail_rational) {
-    return S::div(poly<T>(a, C::tail_n), poly<T>(a, C::tail_d));
+    return S::div(S::mul(v, poly<T>(a, C::tail_n)), poly<T>(a, C::tail_d));
   } else {
     const auto k = S::set1(C::tail_k);
     const auto t = S::div(k, S::add(k, a));
-    return S::mul(t, poly<T>(t, C::tail_p));
+    return S::mul(v, S::mul(t, poly<T>(t, C::tail_p)));
   }
 }
 
-// Q(a) = exp(-a^2/2) R(a) for a in [0, gelu_grad_amax] as R(a) * p * 2^n: {R, parts}.
+// exp(-a^2/2) = p 2^n with -a^2/2 as hi + lo: the hi part alone would be off by up to
+// 50 ULP of the result at a = 14.
 template <class T>
-struct TailParts {
-  typename Simd<T>::V r;
-  ExpParts<T> e;
-};
-
-template <class T>
-inline TailParts<T> normal_tail(typename Simd<T>::V a) {
+inline ExpParts<T> exp_neg_half_sq(typename Simd<T>::V a) {
   using S = Simd<T>;
-  const auto r = mills<T>(a);
-  // -a^2/2 as hi + lo: the hi part alone would be off by up to 50 ULP of the result.
-  const auto mh = S::set1(T(-0.5));
-  const auto s = S::mul(a, a);
-  const auto y = S::mul(s, mh);
-  const auto ylo = S::mul(S::fmsub(a, a, s), mh);
-  return {r, exp_parts<T, true>(y, ylo)};
+  const auto h = S::mul(a, S::set1(T(-0.5)));  // exact
+  const auto y = S::mul(h, a);
+  return exp_parts<T, true>(y, S::fmsub(h, a, y));
 }
 
 // erfc(x) for x >= 0 (NaN passes): 2 Q(x sqrt 2), with exp(-x^2) from x^2 as hi + lo.
@@ -185,10 +182,10 @@ inline typename Simd<T>::V erfc_pos(typename Simd<T>::V x) {
   using S = Simd<T>;
   using C = VmathCoef<T>;
   x = S::min(S::set1(C::gelu_amax / C::sqrt2), x);
-  const auto r = mills<T>(S::mul(x, S::set1(C::sqrt2)));
   const auto s = S::mul(x, x);
   const auto e = exp_parts<T, true>(S::neg(s), S::neg(S::fmsub(x, x, s)));
-  return S::ldexp(S::mul(S::mul(r, e.p), S::set1(T(2))), e.n);
+  const auto m = mul_mills<T>(S::add(e.p, e.p), S::mul(x, S::set1(C::sqrt2)));
+  return S::ldexp(m, e.n);
 }
 
 // u = 2 sqrt(2/pi) (x + 0.044715 x^3) as hi + lo (a few ULP of u would become as many
@@ -219,22 +216,19 @@ inline Pair<T> gelu_tanh_arg(typename Simd<T>::V x) {
   return {uh, ul};
 }
 
-// x * sigmoid(u) with u = uh + ul of the sign of x (silu: u = x, gelu tanh form: u = 2z),
-// computed from x clamped to +-sig_bound (xc, also the x u was computed from).
-// e = exp(-|u|) = p 2^n, d = 1 + e; x >= 0: x / d; x < 0: ldexp(xc p / d, n), rounded once
-// even where the result is subnormal.
+// xn * sigmoid(u) with u = uh + ul of the sign of x (silu: u = x, gelu tanh form: u = 2z),
+// xn = x clamped below at -sig_bound. e = exp(-|u|) = p 2^n, d = 1 + e;
+// x >= 0: xn / d; x < 0: ldexp(xn p / d, n), so a subnormal result is rounded once.
 template <class T, bool HasLo>
-inline typename Simd<T>::V x_sigmoid(typename Simd<T>::V x, typename Simd<T>::V xc,
+inline typename Simd<T>::V x_sigmoid(typename Simd<T>::V xn, typename Simd<T>::M neg,
                                      typename Simd<T>::V uh, typename Simd<T>::V ul) {
   using S = Simd<T>;
-  const auto neg = S::lt(x, S::zero());
-  // -|u|: flip both parts when u > 0
-  const auto ms = S::copysign(S::set1(T(1)), S::neg(uh));
-  const auto y = clamp_exp_arg<T>(S::mul(ms, uh));
-  const auto e = exp_parts<T, HasLo>(y, HasLo ? S::mul(ms, ul) : ul);
-  const auto d = S::add(S::set1(T(1)), S::ldexp(e.p, e.n));
-  const auto num = S::select(neg, S::mul(xc, e.p), x);
-  return S::ldexp(S::div(num, d), S::select(neg, e.n, S::zero()));
+  const auto one = S::set1(T(1));
+  const auto y = clamp_exp_lo<T>(S::nabs(uh));
+  const auto e = exp_parts<T, HasLo>(y, HasLo ? S::select(neg, ul, S::neg(ul)) : ul);
+  const auto d = S::add(one, S::ldexp(e.p, e.n));
+  const auto q = S::div(S::mul(xn, S::select(neg, e.p, one)), d);
+  return S::ldexp(q, S::select(neg, e.n, S::zero()));
 }
 
 // d/dx [x sigmoid(u)] = s + x u' s (1 - s), s = sigmoid(u), with s(1-s) = e / d^2:
@@ -245,15 +239,15 @@ inline typename Simd<T>::V x_sigmoid_grad(typename Simd<T>::V x, typename Simd<T
                                           typename Simd<T>::V ul, typename Simd<T>::V du) {
   using S = Simd<T>;
   const auto one = S::set1(T(1));
-  const auto ms = S::copysign(one, S::neg(uh));
-  const auto y = clamp_exp_arg<T>(S::mul(ms, uh));
-  const auto e = exp_parts<T, HasLo>(y, HasLo ? S::mul(ms, ul) : ul);
+  const auto neg = S::lt(x, S::zero());
+  const auto y = clamp_exp_lo<T>(S::nabs(uh));
+  const auto e = exp_parts<T, HasLo>(y, HasLo ? S::select(neg, ul, S::neg(ul)) : ul);
   const auto ev = S::ldexp(e.p, e.n);
   const auto rd = S::div(one, S::add(one, ev));
   const auto g1 = S::mul(S::mul(x, du), rd);
   const auto gneg = S::ldexp(S::mul(S::mul(e.p, rd), S::add(one, g1)), e.n);
   const auto gpos = S::mul(S::fmadd(g1, ev, one), rd);
-  return S::select(S::lt(x, S::zero()), gneg, gpos);
+  return S::select(neg, gneg, gpos);
 }
 
 template <class T>
@@ -288,8 +282,8 @@ template <class T>
 inline typename Simd<T>::V vsigmoid(typename Simd<T>::V x) {
   using S = Simd<T>;
   // e = exp(-|x|) never overflows; x >= 0: 1 / (1 + e), x < 0: e / (1 + e)
-  const auto y = vmath_detail::clamp_exp_arg<T>(S::neg(S::abs(x)));
-  const auto pe = vmath_detail::exp_parts<T, false>(y, S::zero());
+  const auto pe = vmath_detail::exp_parts<T, false>(vmath_detail::clamp_exp_lo<T>(S::nabs(x)),
+                                                    S::zero());
   const auto e = S::ldexp(pe.p, pe.n);
   // Where e is subnormal, 1 + e is exactly 1 and e / 1 is e: one rounding.
   return S::div(S::select(S::lt(x, S::zero()), e, S::set1(T(1))), S::add(S::set1(T(1)), e));
@@ -338,26 +332,28 @@ inline typename Simd<T>::V vleaky_relu(typename Simd<T>::V x, typename Simd<T>::
 
 template <class T>
 inline typename Simd<T>::V vsilu(typename Simd<T>::V x) {
-  const auto xc = vmath_detail::clamp_sig<T>(x);
-  return vmath_detail::x_sigmoid<T, false>(x, xc, xc, xc);
+  using S = Simd<T>;
+  const auto xn = S::max(S::set1(-VmathCoef<T>::sig_bound), x);
+  return vmath_detail::x_sigmoid<T, false>(xn, S::lt(x, S::zero()), x, x);
 }
 
 template <class T>
 inline typename Simd<T>::V vgelu_tanh(typename Simd<T>::V x) {
-  const auto xc = vmath_detail::clamp_sig<T>(x);
-  const auto u = vmath_detail::gelu_tanh_arg<T>(xc);
-  return vmath_detail::x_sigmoid<T, true>(x, xc, u.hi, u.lo);
+  using S = Simd<T>;
+  const auto xn = S::max(S::set1(-VmathCoef<T>::sig_bound), x);
+  const auto u = vmath_detail::gelu_tanh_arg<T>(S::min(S::set1(VmathCoef<T>::sig_bound), xn));
+  return vmath_detail::x_sigmoid<T, true>(xn, S::lt(x, S::zero()), u.hi, u.lo);
 }
 
-// x Phi(x): x < 0: x Q(|x|) rounded once from unscaled parts; x >= 0: x - x Q(x).
+// x Phi(x) = relu(x) - |x| Q(|x|): x Q(x) is subtracted for x >= 0 and is the result for
+// x < 0, where it is rounded once from unscaled parts.
 template <class T>
 inline typename Simd<T>::V vgelu_erf(typename Simd<T>::V x) {
   using S = Simd<T>;
-  using C = VmathCoef<T>;
-  const auto a = S::min(S::set1(C::gelu_amax), S::abs(x));
-  const auto tail = vmath_detail::normal_tail<T>(a);
-  const auto xq = S::ldexp(S::mul(S::mul(S::copysign(a, x), tail.r), tail.e.p), tail.e.n);
-  return S::select(S::lt(x, S::zero()), xq, S::sub(x, xq));
+  const auto a = S::min(S::set1(VmathCoef<T>::gelu_amax), S::abs(x));
+  const auto e = vmath_detail::exp_neg_half_sq<T>(a);
+  const auto aq = S::ldexp(vmath_detail::mul_mills<T>(S::mul(a, e.p), a), e.n);
+  return S::sub(vrelu<T>(x), aq);
 }
 
 // Derivatives. From the input x where the function is not invertible, from the output y
@@ -413,9 +409,10 @@ inline typename Simd<T>::V vgelu_erf_grad(typename Simd<T>::V x) {
   using S = Simd<T>;
   using C = VmathCoef<T>;
   const auto a = S::min(S::set1(C::gelu_grad_amax), S::abs(x));
-  const auto tail = vmath_detail::normal_tail<T>(a);
-  const auto dr = S::fnmadd(a, S::set1(C::inv_sqrt_2pi), tail.r);
-  const auto q = S::ldexp(S::mul(dr, tail.e.p), tail.e.n);
+  const auto e = vmath_detail::exp_neg_half_sq<T>(a);
+  // p (R - a c) = p R - (a c) p
+  const auto pr = vmath_detail::mul_mills<T>(e.p, a);
+  const auto q = S::ldexp(S::fnmadd(S::mul(a, S::set1(C::inv_sqrt_2pi)), e.p, pr), e.n);
   return S::select(S::lt(x, S::zero()), q, S::sub(S::set1(T(1)), q));
 }
 

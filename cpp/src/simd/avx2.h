@@ -60,6 +60,8 @@ struct Simd<float> {
     const __m256i f2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(k, h), bias), 23);
     return {_mm256_mul_ps(_mm256_mul_ps(a.v, _mm256_castsi256_ps(f1)), _mm256_castsi256_ps(f2))};
   }
+  // -|a|: one OR with the sign bit
+  static V nabs(V a) { return {_mm256_or_ps(a.v, _mm256_set1_ps(-0.0f))}; }
   static V copysign(V mag, V sgn) {
     const __m256 m = _mm256_set1_ps(-0.0f);
     return {_mm256_or_ps(_mm256_andnot_ps(m, mag.v), _mm256_and_ps(m, sgn.v))};
@@ -133,6 +135,7 @@ struct Simd<double> {
         _mm256_slli_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_sub_pd(n.v, h), magic)), 52);
     return {_mm256_mul_pd(_mm256_mul_pd(a.v, _mm256_castsi256_pd(f1)), _mm256_castsi256_pd(f2))};
   }
+  static V nabs(V a) { return {_mm256_or_pd(a.v, _mm256_set1_pd(-0.0))}; }
   static V copysign(V mag, V sgn) {
     const __m256d m = _mm256_set1_pd(-0.0);
     return {_mm256_or_pd(_mm256_andnot_pd(m, mag.v), _mm256_and_pd(m, sgn.v))};

@@ -45,6 +45,11 @@ struct Simd<float> {
   }
   // vscalefps rounds once, so results in the subnormal range are correctly rounded.
   static V ldexp(V a, V n) { return {_mm512_scalef_ps(a.v, n.v)}; }
+  // -|a|: one OR with the sign bit
+  static V nabs(V a) {
+    return {_mm512_castsi512_ps(
+        _mm512_or_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN)))};
+  }
   static V copysign(V mag, V sgn) {
     const __m512i m = _mm512_set1_epi32(INT32_MIN);
     // bitwise select: sign bit from sgn, the rest from mag
@@ -103,6 +108,10 @@ struct Simd<double> {
   }
   // vscalefpd rounds once, so results in the subnormal range are correctly rounded.
   static V ldexp(V a, V n) { return {_mm512_scalef_pd(a.v, n.v)}; }
+  static V nabs(V a) {
+    return {_mm512_castsi512_pd(
+        _mm512_or_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MIN)))};
+  }
   static V copysign(V mag, V sgn) {
     const __m512i m = _mm512_set1_epi64(INT64_MIN);
     // bitwise select: sign bit from sgn, the rest from mag

@@ -53,6 +53,7 @@ struct Simd<float> {
     const int32x4_t f2 = vshlq_n_s32(vaddq_s32(vsubq_s32(k, h), bias), 23);
     return {vmulq_f32(vmulq_f32(a.v, vreinterpretq_f32_s32(f1)), vreinterpretq_f32_s32(f2))};
   }
+  static V nabs(V a) { return {vnegq_f32(vabsq_f32(a.v))}; }
   static V copysign(V mag, V sgn) { return {vbslq_f32(vdupq_n_u32(0x80000000u), sgn.v, mag.v)}; }
   // Match x86: the second operand wins when the compare is false (NaN included).
   static V min(V a, V b) { return {vbslq_f32(vcltq_f32(a.v, b.v), a.v, b.v)}; }
@@ -114,6 +115,7 @@ struct Simd<double> {
     const int64x2_t f2 = vshlq_n_s64(vaddq_s64(vsubq_s64(k, h), bias), 52);
     return {vmulq_f64(vmulq_f64(a.v, vreinterpretq_f64_s64(f1)), vreinterpretq_f64_s64(f2))};
   }
+  static V nabs(V a) { return {vnegq_f64(vabsq_f64(a.v))}; }
   static V copysign(V mag, V sgn) {
     return {vbslq_f64(vdupq_n_u64(0x8000000000000000ull), sgn.v, mag.v)};
   }
