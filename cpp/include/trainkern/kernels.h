@@ -36,4 +36,17 @@ enum class StreamKind : int { read = 0, copy = 1, triad = 2, adam = 3 };
 // Runs one pass of `kind` over arrays of n floats each; returns bytes moved.
 double stream_pass(StreamKind kind, float* const* arrays, int64_t n);
 
+// Elementwise activations (ops/activations-inl.h).
+enum class Activation : int { relu = 0, leaky_relu, sigmoid, tanh, gelu_erf, gelu_tanh, silu };
+// y = act(x) over n elements; y may be x (in place) but must not overlap it otherwise.
+// slope: leaky_relu's negative_slope (ignored by the others).
+void activation_forward(Activation act, const float* x, float* y, int64_t n, float slope);
+void activation_forward(Activation act, const double* x, double* y, int64_t n, double slope);
+// grad_x = grad_y * act'(v), where v is the forward input x, except sigmoid and tanh, which
+// take the forward output y. grad_x may be grad_y or v.
+void activation_backward(Activation act, const float* grad_y, const float* v, float* grad_x,
+                         int64_t n, float slope);
+void activation_backward(Activation act, const double* grad_y, const double* v,
+                         double* grad_x, int64_t n, double slope);
+
 }  // namespace tk

@@ -34,6 +34,8 @@ struct Simd<float> {
   static V loadu(const float* p) { return {_mm256_loadu_ps(p)}; }
   static void storeu(float* p, V x) { _mm256_storeu_ps(p, x.v); }
   static void stream(float* p, V x) { _mm256_stream_ps(p, x.v); }
+  // Orders this thread's stream() stores before its later stores (end of a streamed pass).
+  static void stream_fence() { _mm_sfence(); }
   static V load_partial(const float* p, size_t n) {
     return {_mm256_maskload_ps(p, detail::tail_mask32(n))};
   }
@@ -107,6 +109,8 @@ struct Simd<double> {
   static V loadu(const double* p) { return {_mm256_loadu_pd(p)}; }
   static void storeu(double* p, V x) { _mm256_storeu_pd(p, x.v); }
   static void stream(double* p, V x) { _mm256_stream_pd(p, x.v); }
+  // Orders this thread's stream() stores before its later stores (end of a streamed pass).
+  static void stream_fence() { _mm_sfence(); }
   static V load_partial(const double* p, size_t n) {
     return {_mm256_maskload_pd(p, detail::tail_mask64(n))};
   }

@@ -25,6 +25,8 @@ struct Simd<float> {
   static V loadu(const float* p) { return {_mm512_loadu_ps(p)}; }
   static void storeu(float* p, V x) { _mm512_storeu_ps(p, x.v); }
   static void stream(float* p, V x) { _mm512_stream_ps(p, x.v); }
+  // Orders this thread's stream() stores before its later stores (end of a streamed pass).
+  static void stream_fence() { _mm_sfence(); }
   static V load_partial(const float* p, size_t n) { return {_mm512_maskz_loadu_ps(tail(n), p)}; }
   static void store_partial(float* p, V x, size_t n) { _mm512_mask_storeu_ps(p, tail(n), x.v); }
   static V add(V a, V b) { return {_mm512_add_ps(a.v, b.v)}; }
@@ -88,6 +90,8 @@ struct Simd<double> {
   static V loadu(const double* p) { return {_mm512_loadu_pd(p)}; }
   static void storeu(double* p, V x) { _mm512_storeu_pd(p, x.v); }
   static void stream(double* p, V x) { _mm512_stream_pd(p, x.v); }
+  // Orders this thread's stream() stores before its later stores (end of a streamed pass).
+  static void stream_fence() { _mm_sfence(); }
   static V load_partial(const double* p, size_t n) { return {_mm512_maskz_loadu_pd(tail(n), p)}; }
   static void store_partial(double* p, V x, size_t n) { _mm512_mask_storeu_pd(p, tail(n), x.v); }
   static V add(V a, V b) { return {_mm512_add_pd(a.v, b.v)}; }

@@ -25,6 +25,8 @@ struct Simd<float> {
   static V loadu(const float* p) { return {vld1q_f32(p)}; }
   static void storeu(float* p, V x) { vst1q_f32(p, x.v); }
   static void stream(float* p, V x) { vst1q_f32(p, x.v); }
+  // stream() is a plain store here: nothing to order.
+  static void stream_fence() {}
   static V load_partial(const float* p, size_t n) {
     float b[4] = {0, 0, 0, 0};
     std::memcpy(b, p, n * sizeof(float));
@@ -87,6 +89,8 @@ struct Simd<double> {
   static V loadu(const double* p) { return {vld1q_f64(p)}; }
   static void storeu(double* p, V x) { vst1q_f64(p, x.v); }
   static void stream(double* p, V x) { vst1q_f64(p, x.v); }
+  // stream() is a plain store here: nothing to order.
+  static void stream_fence() {}
   static V load_partial(const double* p, size_t n) {
     double b[2] = {0, 0};
     std::memcpy(b, p, n * sizeof(double));

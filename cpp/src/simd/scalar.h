@@ -22,6 +22,8 @@ struct Simd {
   static V loadu(const T* p) { return {*p}; }
   static void storeu(T* p, V x) { *p = x.v; }
   static void stream(T* p, V x) { *p = x.v; }
+  // stream() is a plain store here: nothing to order.
+  static void stream_fence() {}
   static V load_partial(const T* p, size_t n) { return {n ? *p : T(0)}; }
   static void store_partial(T* p, V x, size_t n) {
     if (n) *p = x.v;
