@@ -25,6 +25,7 @@ from ._activations import (
     tanh_backward,
 )
 from ._core import available_isas, get_num_threads, isa
+from ._losses import mse_loss, softmax_cross_entropy
 
 __version__ = _core.build_info()["version"]
 
@@ -36,12 +37,14 @@ __all__ = [
     "gelu_backward",
     "leaky_relu",
     "leaky_relu_backward",
+    "mse_loss",
     "relu",
     "relu_backward",
     "sigmoid",
     "sigmoid_backward",
     "silu",
     "silu_backward",
+    "softmax_cross_entropy",
     "tanh",
     "tanh_backward",
     "get_num_threads",

@@ -9,7 +9,9 @@
 // Clamps use S::max(bound, x) / S::min(bound, x): the x86 rule returns the second operand
 // when either is NaN, so NaN passes through every clamp.
 #pragma once
+#include <cmath>
 #include <cstddef>
+#include <type_traits>
 
 // Forced inlining: GCC otherwise calls GELU and friends out of line from the kernel loops,
 // which costs a third of their throughput.
@@ -58,6 +60,9 @@ struct VmathCoef<float> {
                                      0.11283791065216064f,   -0.026866110041737556f,
                                      0.005223275627940893f,  -0.0008506765007041395f,
                                      0.00010822775220731273f};
+  // log(m) = 2 s + s^3 Q(s^2), s = (m - 1) / (m + 1), Q = 2/3 + 2/5 s^2 + ...; |s| <= 0.172
+  static constexpr float log_q[5] = {2.0f / 3, 2.0f / 5, 2.0f / 7, 2.0f / 9, 2.0f / 11};
+  static constexpr float min_normal = 1.17549435e-38f, subnormal_scale = 33554432.0f;  // 2^25
   static constexpr float sqrt2 = 1.41421353816986083984375f;
   static constexpr float inv_sqrt_2pi = 0.3989422917366028f;
   // GELU tanh form: 2 sqrt(2/pi) and 0.044715 as hi + lo pairs
@@ -93,6 +98,10 @@ struct VmathCoef<double> {
       -0.026866170645131242,  0.005223977625441806,   -0.0008548327023363943,
       0.00012055332969230665, -1.4925649162903559e-05, 1.6462038363970583e-06,
       -1.636264690374604e-07, 1.4721521176389801e-08, -1.0958654538847351e-09};
+  static constexpr double log_q[11] = {2.0 / 3,  2.0 / 5,  2.0 / 7,  2.0 / 9,  2.0 / 11, 2.0 / 13,
+                                       2.0 / 15, 2.0 / 17, 2.0 / 19, 2.0 / 21, 2.0 / 23};
+  static constexpr double min_normal = 2.2250738585072014e-308,
+                          subnormal_scale = 18014398509481984.0;  // 2^54
   static constexpr double sqrt2 = 1.4142135623730951;
   static constexpr double inv_sqrt_2pi = 0.3989422804014327;
   static constexpr double gt_k_hi = 1.5957691216057308, gt_k_lo = -9.96930880911092e-17;
@@ -284,6 +293,43 @@ TK_VMATH_INLINE typename Simd<T>::V vexpm1(typename Simd<T>::V x) {
   const auto big = S::set1(T(2) * C::tanh_sat);
   const auto core = vmath_detail::expm1_core<T>(S::min(big, S::max(S::set1(C::exp_lo), x)));
   return S::select(S::gt(x, big), vexp<T>(x), core);
+}
+
+// Natural log: x = m 2^k with m in [sqrt(1/2), sqrt(2)), log m from atanh's series.
+// 0 -> -inf, negative -> NaN, inf -> inf; subnormals are scaled up first.
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vlog(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  const auto one = S::set1(T(1));
+  const auto sub = S::lt(x, S::set1(C::min_normal));
+  const auto xs = S::select(sub, S::mul(x, S::set1(C::subnormal_scale)), x);
+  auto k = S::getexp(xs);
+  auto m = S::getmant(xs);
+  k = S::sub(k, S::select(sub, S::set1(T(std::is_same<T, float>::value ? 25 : 54)), S::zero()));
+  const auto big = S::gt(m, S::set1(C::sqrt2));
+  m = S::select(big, S::mul(m, S::set1(T(0.5))), m);
+  k = S::select(big, S::add(k, one), k);
+  const auto f = S::sub(m, one);  // exact
+  const auto sv = S::div(f, S::add(f, S::set1(T(2))));
+  const auto s2 = S::mul(sv, sv);
+  const auto lm = S::fmadd(S::mul(sv, s2), vmath_detail::poly<T>(s2, C::log_q), S::add(sv, sv));
+  auto r = S::fmadd(k, S::set1(C::ln2_hi), S::fmadd(k, S::set1(C::ln2_lo), lm));
+  r = S::select(S::eq(x, S::zero()), S::set1(-INFINITY), r);
+  r = S::select(S::lt(x, S::zero()), S::set1(NAN), r);
+  return S::select(S::mask_or(S::isnan(x), S::eq(x, S::set1(INFINITY))), x, r);
+}
+
+// log(1 + z) without losing z when it is small: log(u) corrected by the rounding of u = 1 + z.
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vlog1p(typename Simd<T>::V z) {
+  using S = Simd<T>;
+  const auto one = S::set1(T(1));
+  const auto u = S::add(one, z);
+  const auto corr = S::div(S::sub(S::sub(u, one), z), u);
+  const auto lu = vlog<T>(u);
+  // u = 0 or inf: the correction is NaN and log(u) the answer
+  return S::select(S::isnan(corr), lu, S::sub(lu, corr));
 }
 
 template <class T>
