@@ -4,9 +4,8 @@ the streaming-store path, thread-count independence, and bad input that must wri
 
 import numpy as np
 import pytest
-from tolerances import assert_close
-
 import trainkern
+from tolerances import assert_close
 from trainkern import reference as ref
 
 # name -> (forward, backward, backward takes the output y)
@@ -19,7 +18,13 @@ ACTS = {
         lambda g, x, **k: ref.leaky_relu_backward(g, x, 0.2, **k),
         False,
     ),
-    "sigmoid": (trainkern.sigmoid, trainkern.sigmoid_backward, ref.sigmoid, ref.sigmoid_backward, True),
+    "sigmoid": (
+        trainkern.sigmoid,
+        trainkern.sigmoid_backward,
+        ref.sigmoid,
+        ref.sigmoid_backward,
+        True,
+    ),
     "tanh": (trainkern.tanh, trainkern.tanh_backward, ref.tanh, ref.tanh_backward, True),
     "gelu": (trainkern.gelu, trainkern.gelu_backward, ref.gelu, ref.gelu_backward, False),
     "gelu_tanh": (
@@ -115,8 +120,9 @@ def test_any_layout_input(isa, rng):
     for x in (base.T, base[::2, 1::3], base[:, ::-1]):
         np.testing.assert_array_equal(trainkern.gelu(x), trainkern.gelu(np.ascontiguousarray(x)))
         g = np.ones_like(x)
-        np.testing.assert_array_equal(trainkern.silu_backward(g, x),
-                                      trainkern.silu_backward(g, np.ascontiguousarray(x)))
+        np.testing.assert_array_equal(
+            trainkern.silu_backward(g, x), trainkern.silu_backward(g, np.ascontiguousarray(x))
+        )
 
 
 def test_streaming_path_and_misaligned_output(rng):

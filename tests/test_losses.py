@@ -4,9 +4,8 @@ independence, and bad input that must raise before anything is written."""
 
 import numpy as np
 import pytest
-from tolerances import assert_close
-
 import trainkern
+from tolerances import assert_close
 from trainkern import reference as ref
 
 SHAPES = [(1, 1), (3, 7), (64, 10), (17, 100), (5, 1000), (2, 33)]
@@ -48,7 +47,9 @@ def test_cross_entropy_probability_labels(isa, dtype, rng, reduction, smoothing)
     assert_close(grad, rgrad, "ce_grad", dtype)
 
 
-@pytest.mark.parametrize("label_dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64])
+@pytest.mark.parametrize(
+    "label_dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64]
+)
 def test_any_integer_label_dtype(rng, label_dtype):
     x = rng.standard_normal((9, 5)).astype(np.float32)
     y = rng.integers(0, 5, 9)
@@ -87,7 +88,9 @@ def test_ignored_rows(rng):
     assert_close(grad[keep], sub_grad, "ce_grad", np.float64)
     y7 = np.where(keep, y, 7)
     custom = trainkern.softmax_cross_entropy(x, y7, ignore_index=7)
-    assert_close(custom[0], ref.softmax_cross_entropy(x, y7, ignore_index=7)[0], "ce_loss", np.float64)
+    assert_close(
+        custom[0], ref.softmax_cross_entropy(x, y7, ignore_index=7)[0], "ce_loss", np.float64
+    )
     # every row ignored: the mean is 0/0 (NaN, as torch), the gradient zero
     loss_all, grad_all = trainkern.softmax_cross_entropy(x, np.full(6, -100))
     assert np.isnan(loss_all) and (grad_all == 0).all()
@@ -210,15 +213,18 @@ def test_cross_entropy_against_torch(isa, dtype, rng, reduction, smoothing):
     xt = torch.tensor(x, requires_grad=True)
     lt = F.cross_entropy(xt, torch.tensor(y), reduction=reduction, label_smoothing=smoothing)
     lt.sum().backward()
-    loss, grad = trainkern.softmax_cross_entropy(torch.tensor(x), torch.tensor(y),
-                                                 reduction=reduction, label_smoothing=smoothing)
+    loss, grad = trainkern.softmax_cross_entropy(
+        torch.tensor(x), torch.tensor(y), reduction=reduction, label_smoothing=smoothing
+    )
     assert_close(loss, lt.detach().numpy(), "ce_torch", dtype)
     assert_close(grad, xt.grad.numpy(), "ce_torch", dtype)
     p = torch.softmax(torch.tensor(rng.standard_normal((40, 300)), dtype=xt.dtype), dim=1)
     xt.grad = None
     lt = F.cross_entropy(xt, p, reduction=reduction, label_smoothing=smoothing)
     lt.sum().backward()
-    loss, grad = trainkern.softmax_cross_entropy(x, p, reduction=reduction, label_smoothing=smoothing)
+    loss, grad = trainkern.softmax_cross_entropy(
+        x, p, reduction=reduction, label_smoothing=smoothing
+    )
     assert_close(loss, lt.detach().numpy(), "ce_torch", dtype)
     assert_close(grad, xt.grad.numpy(), "ce_torch", dtype)
 

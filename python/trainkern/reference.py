@@ -272,7 +272,10 @@ def softmax_cross_entropy(
     loss = _reduce(rows, reduction, count, dt)
     if not compute_grad:
         return loss, None
-    scale = 1.0 / count if (reduction == "mean" and count) else (np.inf if reduction == "mean" else 1.0)
+    if reduction != "mean":
+        scale = 1.0
+    else:
+        scale = 1.0 / count if count else np.inf
     with np.errstate(invalid="ignore"):
         grad = np.where(grad_rows == 0, 0.0, grad_rows * scale)
     return loss, _finish(grad, x0, out)
