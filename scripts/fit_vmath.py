@@ -21,7 +21,9 @@ def cheb_fit(f, lo, hi, deg):
     """Monomial coefficients (low order first) of the degree-`deg` interpolant of f on [lo, hi]."""
     lo, hi = mp.mpf(lo), mp.mpf(hi)
     n = deg + 1
-    nodes = [(lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / n) for k in range(n)]
+    nodes = [
+        (lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / n) for k in range(n)
+    ]
     # Solve the Vandermonde system in high precision: exact interpolation at the nodes.
     a = mp.matrix([[x**j for j in range(n)] for x in nodes])
     b = mp.matrix([f(x) for x in nodes])
@@ -36,14 +38,21 @@ def rational_fit(f, hi, m, iters=40, samples=4000):
     re-weighting, in float64 on a grid dense near both ends; coefficients low order first.
     """
     n = m + 1
-    a = np.unique(np.concatenate([np.linspace(0, hi, samples),
-                                  hi * (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, samples)))]))
+    a = np.unique(
+        np.concatenate(
+            [np.linspace(0, hi, samples), hi * (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, samples)))]
+        )
+    )
     y = np.array([float(f(mp.mpf(float(v)))) for v in a])
     s = a / hi
     d_prev, w = np.ones_like(s), np.ones_like(s)
     for _ in range(iters):
-        lhs = np.hstack([np.vander(s, m + 1, increasing=True),
-                         -y[:, None] * np.vander(s, n + 1, increasing=True)[:, 1:]])
+        lhs = np.hstack(
+            [
+                np.vander(s, m + 1, increasing=True),
+                -y[:, None] * np.vander(s, n + 1, increasing=True)[:, 1:],
+            ]
+        )
         wt = w / (d_prev * y)
         c, *_ = np.linalg.lstsq(lhs * wt[:, None], y * wt, rcond=None)
         num = np.vander(s, m + 1, increasing=True) @ c[: m + 1]
@@ -51,7 +60,9 @@ def rational_fit(f, hi, m, iters=40, samples=4000):
         w = np.maximum(w * np.abs(num / d_prev / y - 1) ** 0.5, 1e-3 * w.max())
         w /= w.max()
     scale = [float(hi) ** -j for j in range(n + 1)]
-    return [c[j] * scale[j] for j in range(m + 1)], [1.0] + [c[m + j] * scale[j] for j in range(1, n + 1)]
+    return [c[j] * scale[j] for j in range(m + 1)], [1.0] + [
+        c[m + j] * scale[j] for j in range(1, n + 1)
+    ]
 
 
 def rounded(coefs, dtype):
@@ -132,8 +143,8 @@ def main():
         # exp(r) = 1 + r + r^2 P(r) on [-ln2/2, ln2/2]
         p = cheb_fit(exp_tail, -ln2h, ln2h, pdeg)
         pr = rounded(p, dtype)
-        err = worst(mp.exp, lambda r: 1 + r + r * r * horner(pr, r), -ln2h, ln2h)
-        err1 = worst(mp.expm1, lambda r: r + r * r * horner(pr, r), -ln2h, ln2h)
+        err = worst(mp.exp, lambda r, pr=pr: 1 + r + r * r * horner(pr, r), -ln2h, ln2h)
+        err1 = worst(mp.expm1, lambda r, pr=pr: r + r * r * horner(pr, r), -ln2h, ln2h)
         print(f"exp poly degree {pdeg + 2}: rel err exp {err:.3g}, expm1 {err1:.3g}")
         emit("exp: 1 + r + r^2 P(r), P low order first", pr, dtype)
         # Normal tail Q(a) = exp(-a^2/2) R(a)
@@ -147,16 +158,22 @@ def main():
             # the rounding of t into ~k ULP of error in a).
             num, den = rational_fit(mills, float(amax), 4)
             nr, dr = rounded(num, dtype), rounded(den, dtype)
-            err = worst(mills, lambda a: horner(nr, a) / horner(dr, a), 0, amax)
+            err = worst(mills, lambda a, nr=nr, dr=dr: horner(nr, a) / horner(dr, a), 0, amax)
             print(f"normal tail: rational (4, 5): rel err {err:.3g}")
             emit("R(a) = N(a) / D(a): N", nr, dtype)
             emit("D", dr, dtype)
         else:
             fit_t_poly(amax, rk, rdeg, dtype)
         # erf(x) = x E(x^2) for |x| <= 1/2
-        e = cheb_fit(lambda s: mp.erf(mp.sqrt(s)) / mp.sqrt(s) if s != 0 else 2 / mp.sqrt(mp.pi), 0, mp.mpf(1) / 4, edeg)
+        e = cheb_fit(
+            lambda s: mp.erf(mp.sqrt(s)) / mp.sqrt(s) if s != 0 else 2 / mp.sqrt(mp.pi),
+            0,
+            mp.mpf(1) / 4,
+            edeg,
+        )
         er = rounded(e, dtype)
-        err = worst(mp.erf, lambda x: x * horner(er, x * x), mp.mpf(1) / 10**6, mp.mpf(1) / 2)
+        lo, hi = mp.mpf(1) / 10**6, mp.mpf(1) / 2
+        err = worst(mp.erf, lambda x, er=er: x * horner(er, x * x), lo, hi)
         print(f"erf small degree {2 * edeg + 1}: rel err {err:.3g}")
         emit("erf(x) = x E(x^2), |x| <= 1/2", er, dtype)
 

@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pytest
 from tolerances import F64_RTOL, ULPS, assert_ulps
-
 from trainkern import _core
 
 FUNCS = list(ULPS)
@@ -39,11 +38,14 @@ SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0]
 
 def _f32_specials():
     fi = np.finfo(np.float32)
-    return np.array(SPECIALS + [fi.max, -fi.max, fi.tiny, -fi.tiny, fi.smallest_subnormal,
-                                -fi.smallest_subnormal], dtype=np.float32)
+    return np.array(
+        SPECIALS
+        + [fi.max, -fi.max, fi.tiny, -fi.tiny, fi.smallest_subnormal, -fi.smallest_subnormal],
+        dtype=np.float32,
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def f32_points(name):
     rng = np.random.default_rng(7)
     bits = rng.integers(0, 2**32, 200_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
@@ -108,7 +110,7 @@ def ref64(name, x):
         return v, np.abs(t1) + np.abs(t2)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def f32_reference(name):
     return ref64(name, f32_points(name))
 
@@ -236,11 +238,13 @@ F64_EDGES = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def f64_case(name):
     lo, hi = F64_EDGES[name]
     tiny = np.logspace(-300, 0, 150)
-    x = np.concatenate([np.linspace(lo, hi, 1500), tiny, -tiny, [0.0, np.inf, -np.inf, 1e300, -1e300]])
+    x = np.concatenate(
+        [np.linspace(lo, hi, 1500), tiny, -tiny, [0.0, np.inf, -np.inf, 1e300, -1e300]]
+    )
     ref = np.array([float(_mp_ref(name, v)) for v in x])
     if name.endswith("_grad"):
         # scale of the two terms, so that the zero crossing is judged by its inputs
@@ -263,4 +267,6 @@ def test_float64_relative(isa, name):
     same = (got == ref) | (np.isnan(got) & np.isnan(ref))
     err = np.where(same, 0.0, np.where(np.isnan(err), np.inf, err))
     i = int(np.argmax(err))
-    assert err[i] <= F64_RTOL, f"{name}: rel err {err[i]:.3g} at x={x[i]!r}: {got[i]!r} vs {ref[i]!r}"
+    assert err[i] <= F64_RTOL, (
+        f"{name}: rel err {err[i]:.3g} at x={x[i]!r}: {got[i]!r} vs {ref[i]!r}"
+    )

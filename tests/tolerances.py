@@ -98,3 +98,31 @@ def assert_ulps(actual, expected, op, x, scale=None):
         f"{op}: {err[i]:.3g} ULP > {limit} at x={x.flat[i]!r}: got {np.asarray(actual).flat[i]!r}, "
         f"expected {np.asarray(expected).flat[i]!r} ({int((err > limit).sum())} elements over)"
     )
+
+# Activations against trainkern.reference (float64 values rounded once); float32 forward is
+# held to a few ULP (tests/test_vmath.py), subnormal results to a few subnormal steps.
+TOLERANCES.update({
+    ("act", "float32"): (8e-7, 1e-44),
+    # The NumPy reference itself is off by up to ~1e-13 in the far negative tails (the rounding
+    # of -x/sqrt(2) and of 2z, amplified by exp); test_vmath.py holds float64 to 1e-14 against
+    # 50-digit mpmath instead.
+    ("act", "float64"): (1e-12, 1e-320),
+    # Derivatives that cross zero (GELU, SiLU for x < 0) are judged in absolute terms there.
+    ("act_grad", "float32"): (4e-6, 1e-6),
+    ("act_grad", "float64"): (1e-12, 1e-14),
+    # torch computes in the tensor's dtype with its own formulas; its float32 GELU is off by
+    # up to ~1e-6 absolute (1e-3 relative) near x = -3.5, where ours is within 6 ULP.
+    ("act_torch", "float32"): (1e-5, 3e-6),
+    ("act_torch", "float64"): (1e-12, 1e-13),
+    # Cross-entropy: per-row losses in the input dtype, summed in float64.
+    ("ce_loss", "float32"): (3e-6, 1e-7),
+    ("ce_loss", "float64"): (1e-12, 1e-15),
+    # p_j - eps/C cancels where p_j ~ eps/C: an absolute error of a few ULP of eps/C remains.
+    ("ce_grad", "float32"): (5e-6, 3e-8),
+    ("ce_grad", "float64"): (1e-12, 1e-16),
+    ("ce_torch", "float32"): (1e-5, 1e-7),
+    ("ce_torch", "float64"): (1e-12, 1e-14),
+    # MSE: squares summed per block in the input dtype, blocks in float64.
+    ("mse", "float32"): (1e-5, 1e-7),
+    ("mse", "float64"): (1e-13, 1e-16),
+})

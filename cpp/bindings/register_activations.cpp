@@ -125,7 +125,8 @@ py::object backward_binding(int code, py::handle grad_y, py::handle v, py::handl
 const char* const kVmathNames[] = {"exp",      "expm1",         "erf",
                                    "erfc",     "sigmoid",       "tanh",
                                    "gelu_erf", "gelu_tanh",     "silu",
-                                   "gelu_erf_grad", "gelu_tanh_grad", "silu_grad"};
+                                   "gelu_erf_grad", "gelu_tanh_grad", "silu_grad",
+                                   "log",      "log1p"};
 static_assert(sizeof(kVmathNames) / sizeof(kVmathNames[0]) == static_cast<int>(VmathFn::count),
               "one name per VmathFn");
 

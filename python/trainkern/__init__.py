@@ -25,6 +25,7 @@ from ._activations import (
     tanh_backward,
 )
 from ._core import available_isas, get_num_threads, isa
+from ._losses import mse_loss, softmax_cross_entropy
 from ._optim_multi import adam_step_multi, sgd_step_multi
 from ._roofline import roofline
 
@@ -39,12 +40,14 @@ __all__ = [
     "gelu_backward",
     "leaky_relu",
     "leaky_relu_backward",
+    "mse_loss",
     "relu",
     "relu_backward",
     "sigmoid",
     "sigmoid_backward",
     "silu",
     "silu_backward",
+    "softmax_cross_entropy",
     "tanh",
     "tanh_backward",
     "get_num_threads",

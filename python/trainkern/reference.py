@@ -18,6 +18,7 @@ __all__ = [
     "gelu_backward",
     "leaky_relu",
     "leaky_relu_backward",
+    "mse_loss",
     "relu",
     "relu_backward",
     "sgd_step",
@@ -26,6 +27,7 @@ __all__ = [
     "sigmoid_backward",
     "silu",
     "silu_backward",
+    "softmax_cross_entropy",
     "tanh",
     "tanh_backward",
 ]
@@ -223,8 +225,9 @@ def _gelu_parts(x, approximate):
         s = 0.5 * _erfc(-x / math.sqrt(2.0))
         return s, x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
     if approximate == "tanh":
-        s, sm = _sigmoid_pair(_GELU_K * (x + _GELU_A * x**3))
-        return s, x * _GELU_K * (1.0 + 3.0 * _GELU_A * x * x) * s * sm
+        xc = np.clip(x, -1e4, 1e4)  # saturated long before; keeps x^3 finite
+        s, sm = _sigmoid_pair(_GELU_K * (xc + _GELU_A * xc**3))
+        return s, xc * _GELU_K * (1.0 + 3.0 * _GELU_A * xc * xc) * s * sm
     raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
@@ -292,3 +295,81 @@ def silu_backward(grad_y, x, *, out=None):
     with np.errstate(invalid="ignore"):
         d = _at_inf(v, s + v * s * sm, 1.0, 0.0)
     return _finish(_f64(grad_y) * d, grad_y, out)
+
+
+# Losses: float64 throughout, rounded once to the input's dtype.
+
+
+def _reduce(rows, reduction, count, dt):
+    if reduction == "none":
+        return rows.astype(dt)
+    total = rows.sum()
+    if reduction == "sum":
+        return dt.type(total)
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return dt.type(total / count)
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def softmax_cross_entropy(
+    logits,
+    labels,
+    *,
+    reduction="mean",
+    label_smoothing=0.0,
+    ignore_index=-100,
+    compute_grad=True,
+    out=None,
+):
+    x0 = np.asarray(logits)
+    dt = x0.dtype
+    x = x0.astype(np.float64)
+    n, c = x.shape
+    lab = np.asarray(labels)
+    eps = float(label_smoothing)
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = x.max(axis=1, keepdims=True)
+        e = np.exp(x - m)
+        d = e.sum(axis=1, keepdims=True)
+        logp = (x - m) - np.log(d)
+        p = e / d
+    if lab.ndim == 1:
+        keep = lab != ignore_index
+        bad = np.flatnonzero(keep & ((lab < 0) | (lab >= c)))
+        if bad.size:
+            raise ValueError(f"labels[{bad[0]}] = {lab[bad[0]]} is out of range [0, {c})")
+        y = np.where(keep, lab, 0).astype(np.int64)
+        target = np.full((n, c), eps / c)
+        target[np.arange(n), y] += 1.0 - eps
+        with np.errstate(invalid="ignore"):
+            rows = -(target * logp).sum(axis=1)
+        rows = np.where(keep, rows, 0.0)
+        grad_rows = np.where(keep[:, None], p - target, 0.0)
+        count = int(keep.sum())
+    else:
+        target = lab.astype(np.float64) * (1.0 - eps) + eps / c
+        with np.errstate(invalid="ignore"):
+            rows = -(target * logp).sum(axis=1)
+        grad_rows = p * target.sum(axis=1, keepdims=True) - target
+        count = n
+    loss = _reduce(rows, reduction, count, dt)
+    if not compute_grad:
+        return loss, None
+    if reduction != "mean":
+        scale = 1.0
+    else:
+        scale = 1.0 / count if count else np.inf
+    with np.errstate(invalid="ignore"):
+        grad = np.where(grad_rows == 0, 0.0, grad_rows * scale)
+    return loss, _finish(grad, x0, out)
+
+
+def mse_loss(pred, target, *, reduction="mean", compute_grad=True, out=None):
+    p0 = np.asarray(pred)
+    diff = p0.astype(np.float64) - np.asarray(target).astype(np.float64)
+    loss = _reduce(diff * diff, reduction, diff.size, p0.dtype)
+    if not compute_grad:
+        return loss, None
+    scale = 2.0 / diff.size if reduction == "mean" else 2.0
+    return loss, _finish(diff * scale, p0, out)

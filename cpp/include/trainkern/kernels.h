@@ -82,4 +82,37 @@ void activation_backward(Activation act, const float* grad_y, const float* v, fl
 void activation_backward(Activation act, const double* grad_y, const double* v,
                          double* grad_x, int64_t n, double slope);
 
+// Losses (ops/losses-inl.h). Each fuses the loss and its gradient in one call.
+enum class Reduction : int { none = 0, mean = 1, sum = 2 };
+
+struct CrossEntropyOptions {
+  Reduction reduction = Reduction::mean;
+  double label_smoothing = 0.0;
+  int64_t ignore_index = -100;
+  // mean over class-index labels divides by the rows not ignored; the caller counts them
+  // (it validates the labels anyway). Probability labels divide by the row count.
+  int64_t count = 0;
+};
+
+// Softmax cross-entropy over rows of `logits` (n_rows x n_cls, C-contiguous), semantics of
+// torch.nn.functional.cross_entropy. Exactly one of `labels` (class indices, n_rows, already
+// validated to lie in [0, n_cls) or equal ignore_index) and `probs` (n_rows x n_cls) is set.
+// row_loss receives the per-row losses (ignored rows 0). grad (may be null, may equal
+// logits) receives the gradient of the reduced loss (of the sum of row losses for none).
+// Returns the reduced loss (mean or sum; 0 for none), summed over rows in row order.
+double softmax_cross_entropy(const float* logits, const int64_t* labels, const float* probs,
+                             int64_t n_rows, int64_t n_cls, float* row_loss, float* grad,
+                             const CrossEntropyOptions& o);
+double softmax_cross_entropy(const double* logits, const int64_t* labels, const double* probs,
+                             int64_t n_rows, int64_t n_cls, double* row_loss, double* grad,
+                             const CrossEntropyOptions& o);
+
+// Mean squared error over n elements. elem_loss (reduction none, else null) receives
+// (pred - target)^2; grad (may be null, may equal pred or target) the gradient of the reduced
+// loss. Returns the mean or sum (0 for none), reduced in fixed blocks in index order.
+double mse_loss(const float* pred, const float* target, int64_t n, Reduction r,
+                float* elem_loss, float* grad);
+double mse_loss(const double* pred, const double* target, int64_t n, Reduction r,
+                double* elem_loss, double* grad);
+
 }  // namespace tk

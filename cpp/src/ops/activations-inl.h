@@ -141,11 +141,11 @@ void backward(Activation act, const T* gy, const T* v, T* gx, int64_t n, T slope
     case Activation::tanh:
       return run2(gy, v, gx, n, [](V g, V y) { return S::mul(g, vtanh_grad_y<T>(y)); });
     case Activation::gelu_erf:
-      return run2(gy, v, gx, n, [](V g, V x) { return S::mul(g, vgelu_erf_grad<T>(x)); });
+      return run2(gy, v, gx, n, [](V g, V x) { return vgelu_erf_backward<T>(g, x); });
     case Activation::gelu_tanh:
-      return run2(gy, v, gx, n, [](V g, V x) { return S::mul(g, vgelu_tanh_grad<T>(x)); });
+      return run2(gy, v, gx, n, [](V g, V x) { return vgelu_tanh_backward<T>(g, x); });
     case Activation::silu:
-      return run2(gy, v, gx, n, [](V g, V x) { return S::mul(g, vsilu_grad<T>(x)); });
+      return run2(gy, v, gx, n, [](V g, V x) { return vsilu_backward<T>(g, x); });
   }
 }
 

@@ -21,6 +21,8 @@ enum class VmathFn : int {
   gelu_erf_grad,
   gelu_tanh_grad,
   silu_grad,
+  log,
+  log1p,
   count
 };
 

@@ -33,6 +33,8 @@ void eval(VmathFn fn, const T* x, T* y, int64_t n) {
     case VmathFn::gelu_erf_grad: return map(x, y, n, [](V v) { return vgelu_erf_grad<T>(v); });
     case VmathFn::gelu_tanh_grad: return map(x, y, n, [](V v) { return vgelu_tanh_grad<T>(v); });
     case VmathFn::silu_grad: return map(x, y, n, [](V v) { return vsilu_grad<T>(v); });
+    case VmathFn::log: return map(x, y, n, [](V v) { return vlog<T>(v); });
+    case VmathFn::log1p: return map(x, y, n, [](V v) { return vlog1p<T>(v); });
     case VmathFn::count: return;
   }
 }

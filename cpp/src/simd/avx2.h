@@ -64,6 +64,15 @@ struct Simd<float> {
   }
   // -|a|: one OR with the sign bit
   static V nabs(V a) { return {_mm256_or_ps(a.v, _mm256_set1_ps(-0.0f))}; }
+  // x = mant * 2^exp with mant in [1, 2), for positive normal x (from the bits)
+  static V getexp(V a) {
+    const __m256i e = _mm256_srli_epi32(_mm256_castps_si256(a.v), 23);
+    return {_mm256_cvtepi32_ps(_mm256_sub_epi32(e, _mm256_set1_epi32(127)))};
+  }
+  static V getmant(V a) {
+    const __m256i m = _mm256_and_si256(_mm256_castps_si256(a.v), _mm256_set1_epi32(0x007fffff));
+    return {_mm256_castsi256_ps(_mm256_or_si256(m, _mm256_set1_epi32(0x3f800000)))};
+  }
   static V copysign(V mag, V sgn) {
     const __m256 m = _mm256_set1_ps(-0.0f);
     return {_mm256_or_ps(_mm256_andnot_ps(m, mag.v), _mm256_and_ps(m, sgn.v))};
@@ -140,6 +149,19 @@ struct Simd<double> {
     return {_mm256_mul_pd(_mm256_mul_pd(a.v, _mm256_castsi256_pd(f1)), _mm256_castsi256_pd(f2))};
   }
   static V nabs(V a) { return {_mm256_or_pd(a.v, _mm256_set1_pd(-0.0))}; }
+  // From the bits: the biased exponent lands in the low mantissa bits of 2^52 + e, a double.
+  static V getexp(V a) {
+    const __m256i e = _mm256_srli_epi64(_mm256_castpd_si256(a.v), 52);
+    const __m256d magic = _mm256_set1_pd(4503599627370496.0);
+    const __m256d biased = _mm256_sub_pd(
+        _mm256_castsi256_pd(_mm256_or_si256(e, _mm256_castpd_si256(magic))), magic);
+    return {_mm256_sub_pd(biased, _mm256_set1_pd(1023.0))};
+  }
+  static V getmant(V a) {
+    const __m256i m =
+        _mm256_and_si256(_mm256_castpd_si256(a.v), _mm256_set1_epi64x(0x000fffffffffffffLL));
+    return {_mm256_castsi256_pd(_mm256_or_si256(m, _mm256_set1_epi64x(0x3ff0000000000000LL)))};
+  }
   static V copysign(V mag, V sgn) {
     const __m256d m = _mm256_set1_pd(-0.0);
     return {_mm256_or_pd(_mm256_andnot_pd(m, mag.v), _mm256_and_pd(m, sgn.v))};

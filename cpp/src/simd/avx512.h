@@ -52,6 +52,9 @@ struct Simd<float> {
     return {_mm512_castsi512_ps(
         _mm512_or_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN)))};
   }
+  // x = mant * 2^exp with mant in [1, 2), for positive normal x
+  static V getexp(V a) { return {_mm512_getexp_ps(a.v)}; }
+  static V getmant(V a) { return {_mm512_getmant_ps(a.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero)}; }
   static V copysign(V mag, V sgn) {
     const __m512i m = _mm512_set1_epi32(INT32_MIN);
     // bitwise select: sign bit from sgn, the rest from mag
@@ -127,6 +130,8 @@ struct Simd<double> {
     return {_mm512_castsi512_pd(
         _mm512_or_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MIN)))};
   }
+  static V getexp(V a) { return {_mm512_getexp_pd(a.v)}; }
+  static V getmant(V a) { return {_mm512_getmant_pd(a.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero)}; }
   static V copysign(V mag, V sgn) {
     const __m512i m = _mm512_set1_epi64(INT64_MIN);
     // bitwise select: sign bit from sgn, the rest from mag

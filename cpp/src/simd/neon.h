@@ -56,6 +56,15 @@ struct Simd<float> {
     return {vmulq_f32(vmulq_f32(a.v, vreinterpretq_f32_s32(f1)), vreinterpretq_f32_s32(f2))};
   }
   static V nabs(V a) { return {vnegq_f32(vabsq_f32(a.v))}; }
+  // x = mant * 2^exp with mant in [1, 2), for positive normal x (from the bits)
+  static V getexp(V a) {
+    const int32x4_t e = vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_f32(a.v), 23));
+    return {vcvtq_f32_s32(vsubq_s32(e, vdupq_n_s32(127)))};
+  }
+  static V getmant(V a) {
+    const uint32x4_t m = vandq_u32(vreinterpretq_u32_f32(a.v), vdupq_n_u32(0x007fffffu));
+    return {vreinterpretq_f32_u32(vorrq_u32(m, vdupq_n_u32(0x3f800000u)))};
+  }
   static V copysign(V mag, V sgn) { return {vbslq_f32(vdupq_n_u32(0x80000000u), sgn.v, mag.v)}; }
   // Match x86: the second operand wins when the compare is false (NaN included).
   static V min(V a, V b) { return {vbslq_f32(vcltq_f32(a.v, b.v), a.v, b.v)}; }
@@ -120,6 +129,15 @@ struct Simd<double> {
     return {vmulq_f64(vmulq_f64(a.v, vreinterpretq_f64_s64(f1)), vreinterpretq_f64_s64(f2))};
   }
   static V nabs(V a) { return {vnegq_f64(vabsq_f64(a.v))}; }
+  static V getexp(V a) {
+    const int64x2_t e = vreinterpretq_s64_u64(vshrq_n_u64(vreinterpretq_u64_f64(a.v), 52));
+    return {vcvtq_f64_s64(vsubq_s64(e, vdupq_n_s64(1023)))};
+  }
+  static V getmant(V a) {
+    const uint64x2_t m =
+        vandq_u64(vreinterpretq_u64_f64(a.v), vdupq_n_u64(0x000fffffffffffffull));
+    return {vreinterpretq_f64_u64(vorrq_u64(m, vdupq_n_u64(0x3ff0000000000000ull)))};
+  }
   static V copysign(V mag, V sgn) {
     return {vbslq_f64(vdupq_n_u64(0x8000000000000000ull), sgn.v, mag.v)};
   }

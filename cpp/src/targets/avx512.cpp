@@ -6,6 +6,7 @@
 #include "ops/vmath-inl.h"
 
 #include "ops/activations-inl.h"
+#include "ops/losses-inl.h"
 #include "ops/optim-inl.h"
 #include "ops/roofline-inl.h"
 #include "ops/vmath_eval-inl.h"

@@ -1,0 +1,75 @@
+// ISA-agnostic entry points of the loss family: run the active target, then reduce the
+// per-row (per-block) partial results in index order, so the result does not depend on the
+// thread count.
+#include "ops/losses.h"
+
+#include <vector>
+
+#include "trainkern/kernels.h"
+
+namespace tk {
+namespace {
+
+template <class T>
+const LossTableT<T>& losses();
+template <>
+const LossTableT<float>& losses<float>() {
+  return TK_ACTIVE(loss_table).f32;
+}
+template <>
+const LossTableT<double>& losses<double>() {
+  return TK_ACTIVE(loss_table).f64;
+}
+
+template <class T>
+double cross_entropy_impl(const T* logits, const int64_t* labels, const T* probs,
+                          int64_t n_rows, int64_t n_cls, T* row_loss, T* grad,
+                          const CrossEntropyOptions& o) {
+  std::vector<double> rows(static_cast<size_t>(n_rows));
+  losses<T>().cross_entropy(logits, labels, probs, n_rows, n_cls, rows.data(), grad, o);
+  double total = 0.0;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    total += rows[static_cast<size_t>(r)];
+    if (row_loss != nullptr) row_loss[r] = static_cast<T>(rows[static_cast<size_t>(r)]);
+  }
+  if (o.reduction == Reduction::none) return 0.0;
+  if (o.reduction == Reduction::sum) return total;
+  const int64_t count = probs != nullptr ? n_rows : o.count;
+  return total / static_cast<double>(count);
+}
+
+template <class T>
+double mse_impl(const T* pred, const T* target, int64_t n, Reduction r, T* elem_loss, T* grad) {
+  std::vector<double> partial(static_cast<size_t>((n + kMseBlock - 1) / kMseBlock));
+  losses<T>().mse(pred, target, n, r, partial.data(), elem_loss, grad);
+  if (r == Reduction::none) return 0.0;
+  double total = 0.0;
+  for (double p : partial) total += p;
+  return r == Reduction::sum ? total : total / static_cast<double>(n);
+}
+
+}  // namespace
+
+double softmax_cross_entropy(const float* logits, const int64_t* labels, const float* probs,
+                             int64_t n_rows, int64_t n_cls, float* row_loss, float* grad,
+                             const CrossEntropyOptions& o) {
+  return cross_entropy_impl(logits, labels, probs, n_rows, n_cls, row_loss, grad, o);
+}
+
+double softmax_cross_entropy(const double* logits, const int64_t* labels, const double* probs,
+                             int64_t n_rows, int64_t n_cls, double* row_loss, double* grad,
+                             const CrossEntropyOptions& o) {
+  return cross_entropy_impl(logits, labels, probs, n_rows, n_cls, row_loss, grad, o);
+}
+
+double mse_loss(const float* pred, const float* target, int64_t n, Reduction r,
+                float* elem_loss, float* grad) {
+  return mse_impl(pred, target, n, r, elem_loss, grad);
+}
+
+double mse_loss(const double* pred, const double* target, int64_t n, Reduction r,
+                double* elem_loss, double* grad) {
+  return mse_impl(pred, target, n, r, elem_loss, grad);
+}
+
+}  // namespace tk
