@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import _core
 from ._core import available_isas, get_num_threads, isa
+from ._linear import linear, linear_backward, matmul, peak_gflops
 
 __version__ = _core.build_info()["version"]
 
@@ -20,6 +21,10 @@ __all__ = [
     "available_isas",
     "get_num_threads",
     "isa",
+    "linear",
+    "linear_backward",
+    "matmul",
+    "peak_gflops",
     "set_num_threads",
     "sgd_step",
     "show_config",

@@ -5,3 +5,4 @@
 
 #include "ops/optim-inl.h"
 #include "ops/roofline-inl.h"
+#include "ops/gemm-inl.h"
