@@ -12,6 +12,7 @@ namespace bind {
 void register_runtime(py::module_& m);
 void register_optim(py::module_& m);
 void register_linear(py::module_& m);
+void register_activations(py::module_& m);
 }  // namespace bind
 }  // namespace tk
 
@@ -26,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   tk::bind::register_runtime(m);
   tk::bind::register_optim(m);
   tk::bind::register_linear(m);
+  tk::bind::register_activations(m);
 }

@@ -76,22 +76,22 @@ Mat fresh(const Arg& ref, int64_t rows, int64_t cols, const char* name) {
   return m;
 }
 
-Activation activation(const Checker& c, py::handle a) {
-  if (a.is_none()) return Activation::none;
+LinearAct activation(const Checker& c, py::handle a) {
+  if (a.is_none()) return LinearAct::none;
   if (!py::isinstance<py::str>(a))
     c.type_error("activation must be None or a string, got " +
                  py::str(py::type::of(a)).cast<std::string>());
   const std::string s = a.cast<std::string>();
   static const char* names[] = {"relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"};
   for (int i = 0; i < 6; ++i)
-    if (s == names[i]) return static_cast<Activation>(i + 1);
+    if (s == names[i]) return static_cast<LinearAct>(i + 1);
   c.value_error("activation must be None, 'relu', 'sigmoid', 'tanh', 'gelu', 'gelu_tanh' or "
                 "'silu', got '" + s + "'");
 }
 
 template <class T>
 LinearArgs<T> linear_args(const Mat& x, const Mat& w, const Arg* bias, int64_t bias_stride,
-                          Mat& y, Mat* pre, Activation act) {
+                          Mat& y, Mat* pre, LinearAct act) {
   LinearArgs<T> a;
   a.m = x.rows;
   a.k = x.cols;
@@ -116,7 +116,7 @@ LinearArgs<T> linear_args(const Mat& x, const Mat& w, const Arg* bias, int64_t b
 py::object linear_core(const char* fn, py::handle x_obj, py::handle w_obj, py::handle b_obj,
                        py::handle act_obj, py::handle out_obj, py::handle ret_pre_obj) {
   const Checker c(fn);
-  const Activation act = activation(c, act_obj);
+  const LinearAct act = activation(c, act_obj);
   const bool ret_pre = c.boolean(ret_pre_obj, "return_preact");
   Mat x = matrix(c, x_obj, fn[0] == 'm' ? "a" : "x");
   Mat w = matrix(c, w_obj, fn[0] == 'm' ? "b" : "weight");
@@ -162,7 +162,7 @@ py::object linear_core(const char* fn, py::handle x_obj, py::handle w_obj, py::h
 
 template <class T>
 void backward_run(const Mat& gy, const Mat& x, const Mat& w, const Mat* src, bool from_pre,
-                  Activation act, Mat* gx, Mat& gw, Arg& gb) {
+                  LinearAct act, Mat* gx, Mat& gw, Arg& gb) {
   LinearBackwardArgs<T> a;
   a.m = x.rows;
   a.k = x.cols;
@@ -194,7 +194,7 @@ py::object backward_core(py::handle gy_obj, py::handle x_obj, py::handle w_obj,
                          py::handle act_obj, py::handle y_obj, py::handle pre_obj,
                          py::handle need_gx_obj) {
   const Checker c("linear_backward");
-  const Activation act = activation(c, act_obj);
+  const LinearAct act = activation(c, act_obj);
   const bool need_gx = c.boolean(need_gx_obj, "need_grad_x");
   Mat gy = matrix(c, gy_obj, "grad_y");
   Mat x = matrix(c, x_obj, "x");
@@ -209,10 +209,10 @@ py::object backward_core(py::handle gy_obj, py::handle x_obj, py::handle w_obj,
   want_shape(c, gy, m, n);
   // relu, sigmoid and tanh take the derivative from y (or preact); the others need preact.
   const bool invertible =
-      act == Activation::relu || act == Activation::sigmoid || act == Activation::tanh;
+      act == LinearAct::relu || act == LinearAct::sigmoid || act == LinearAct::tanh;
   Mat src;
   bool from_pre = false;
-  if (act != Activation::none) {
+  if (act != LinearAct::none) {
     if (!invertible && pre_obj.is_none())
       c.value_error("activation '" + act_obj.cast<std::string>() +
                     "' is not invertible: pass preact (linear(..., return_preact=True))");
@@ -227,7 +227,7 @@ py::object backward_core(py::handle gy_obj, py::handle x_obj, py::handle w_obj,
   if (need_gx) gx = fresh(x.arg, m, k, "grad_x");
   Mat gw = fresh(x.arg, k, n, "grad_weight");
   Arg gb{py::array(x.arg.arr.dtype(), std::vector<py::ssize_t>{n}), "grad_bias"};
-  const Mat* sp = act != Activation::none ? &src : nullptr;
+  const Mat* sp = act != LinearAct::none ? &src : nullptr;
   if (x.arg.arr.itemsize() == 8)
     backward_run<double>(gy, x, w, sp, from_pre, act, need_gx ? &gx : nullptr, gw, gb);
   else

@@ -39,7 +39,7 @@ double stream_pass(StreamKind kind, float* const* arrays, int64_t n);
 // Linear layer: y = act(x·w + bias), the bias and activation applied to the accumulators
 // before C is stored. Operands are read through element strides (any layout, transposed
 // views included); y and preact have a unit column stride.
-enum class Activation : int { none = 0, relu, sigmoid, tanh, gelu, gelu_tanh, silu };
+enum class LinearAct : int { none = 0, relu, sigmoid, tanh, gelu, gelu_tanh, silu };
 
 template <class T>
 struct LinearArgs {
@@ -54,7 +54,7 @@ struct LinearArgs {
   int64_t y_rs = 0;
   T* preact = nullptr;  // m×n (x·w + bias), or null
   int64_t preact_rs = 0;
-  Activation act = Activation::none;
+  LinearAct act = LinearAct::none;
 };
 void linear(const LinearArgs<float>& a);
 void linear(const LinearArgs<double>& a);
@@ -75,7 +75,7 @@ struct LinearBackwardArgs {
   const T* act_src = nullptr;
   int64_t src_rs = 0, src_cs = 0;
   bool from_preact = false;
-  Activation act = Activation::none;
+  LinearAct act = LinearAct::none;
   T* grad_x = nullptr;
   T* grad_w = nullptr;
   T* grad_b = nullptr;
@@ -85,5 +85,17 @@ void linear_backward(const LinearBackwardArgs<double>& a);
 
 // FMA throughput of the active target on `threads` threads, in GFLOP/s (the GEMM's roof).
 double peak_gflops(bool f64, int threads);
+// Elementwise activations (ops/activations-inl.h).
+enum class Activation : int { relu = 0, leaky_relu, sigmoid, tanh, gelu_erf, gelu_tanh, silu };
+// y = act(x) over n elements; y may be x (in place) but must not overlap it otherwise.
+// slope: leaky_relu's negative_slope (ignored by the others).
+void activation_forward(Activation act, const float* x, float* y, int64_t n, float slope);
+void activation_forward(Activation act, const double* x, double* y, int64_t n, double slope);
+// grad_x = grad_y * act'(v), where v is the forward input x, except sigmoid and tanh, which
+// take the forward output y. grad_x may be grad_y or v.
+void activation_backward(Activation act, const float* grad_y, const float* v, float* grad_x,
+                         int64_t n, float slope);
+void activation_backward(Activation act, const double* grad_y, const double* v,
+                         double* grad_x, int64_t n, double slope);
 
 }  // namespace tk

@@ -132,7 +132,7 @@ void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
   x.blk = blk;
   x.bias = bias;
   for (int r = 1; r <= kMR; ++r) {
-    x.mid[r] = pick_tile<T>(r, Activation::none);
+    x.mid[r] = pick_tile<T>(r, LinearAct::none);
     x.fin[r] = pick_tile<T>(r, P.act);
   }
   x.panel = mem + n_pad;

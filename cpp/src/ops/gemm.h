@@ -24,7 +24,7 @@ struct GemmProblem {
   int64_t pre_rs = 0;
   const T* bias = nullptr;
   int64_t bias_stride = 1;
-  Activation act = Activation::none;
+  LinearAct act = LinearAct::none;
   // When not null: receives the column sums of B (length n), taken while B is packed.
   T* b_colsum = nullptr;
 };
@@ -52,7 +52,7 @@ struct ActGradArgs {
   const T* src;
   int64_t src_rs, src_cs;
   bool from_preact;
-  Activation act;
+  LinearAct act;
   T* g;
 };
 

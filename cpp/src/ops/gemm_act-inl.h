@@ -1,61 +1,63 @@
-// Activations of the linear layer: the forward value applied in the GEMM epilogue, and
-// g = grad_y * act'(.) for linear_backward, computed once into a contiguous buffer.
+// Activations of the linear layer, through the shared vector math (vmath-inl.h): the
+// forward value applied in the GEMM epilogue, and g = grad_y * act'(.) for linear_backward,
+// computed once into a contiguous buffer.
 #pragma once
 #include <cstdint>
 
 #include "ops/gemm.h"
+#include "ops/vmath-inl.h"
 #include "parallel.h"
 
 namespace tk {
 namespace TK_NS {
 namespace gemm_detail {
 
-template <class T, Activation A>
+template <class T, LinearAct A>
 struct ActFwd;
 
-template <class T>
-struct ActFwd<T, Activation::none> {
-  static typename Simd<T>::V apply(typename Simd<T>::V x) { return x; }
-};
+#define TK_LINEAR_ACT(act, expr)                                      \
+  template <class T>                                                  \
+  struct ActFwd<T, LinearAct::act> {                                  \
+    static typename Simd<T>::V apply(typename Simd<T>::V x) { return expr; } \
+  };
+TK_LINEAR_ACT(none, x)
+TK_LINEAR_ACT(relu, vrelu<T>(x))
+TK_LINEAR_ACT(sigmoid, vsigmoid<T>(x))
+TK_LINEAR_ACT(tanh, vtanh<T>(x))
+TK_LINEAR_ACT(gelu, vgelu_erf<T>(x))
+TK_LINEAR_ACT(gelu_tanh, vgelu_tanh<T>(x))
+TK_LINEAR_ACT(silu, vsilu<T>(x))
+#undef TK_LINEAR_ACT
 
-template <class T>
-struct ActFwd<T, Activation::relu> {
+// g = gy * act'(src) for one vector; `src` is y, or the pre-activation when FromPre.
+template <class T, LinearAct A, bool FromPre>
+struct ActBwd {
   using S = Simd<T>;
-  // Compare and select rather than max: a NaN stays NaN, as in torch.
-  static typename S::V apply(typename S::V x) { return S::select(S::lt(x, S::zero()), S::zero(), x); }
-};
-
-// g = gy * act'(src) for one vector. `src` is y, or the pre-activation when FromPre.
-// The y-based forms follow torch's *_backward formulas and operation order.
-template <class T, Activation A, bool FromPre>
-struct ActBwd;
-
-template <class T, bool FromPre>
-struct ActBwd<T, Activation::relu, FromPre> {
-  using S = Simd<T>;
-  // y <= 0 exactly when preact <= 0; a NaN passes the gradient through, as in torch.
-  static typename S::V apply(typename S::V gy, typename S::V src) {
-    return S::select(S::le(src, S::zero()), S::zero(), gy);
+  using V = typename S::V;
+  static V apply(V gy, V src) {
+    switch (A) {
+      case LinearAct::relu:
+        // y <= 0 exactly when preact <= 0; the gradient is exactly 0 there (also for an
+        // infinite grad_y) and passes through a NaN, as torch's threshold_backward.
+        return S::select(S::le(src, S::zero()), S::zero(), gy);
+      case LinearAct::sigmoid:
+        return S::mul(gy, vsigmoid_grad_y<T>(FromPre ? vsigmoid<T>(src) : src));
+      case LinearAct::tanh:
+        return S::mul(gy, vtanh_grad_y<T>(FromPre ? vtanh<T>(src) : src));
+      case LinearAct::gelu:
+        return S::mul(gy, vgelu_erf_grad<T>(src));
+      case LinearAct::gelu_tanh:
+        return S::mul(gy, vgelu_tanh_grad<T>(src));
+      case LinearAct::silu:
+        return S::mul(gy, vsilu_grad<T>(src));
+      case LinearAct::none:
+        break;
+    }
+    return gy;
   }
 };
 
-template <class T>
-struct ActBwd<T, Activation::sigmoid, false> {
-  using S = Simd<T>;
-  static typename S::V apply(typename S::V gy, typename S::V y) {
-    return S::mul(S::mul(gy, S::sub(S::set1(T(1)), y)), y);
-  }
-};
-
-template <class T>
-struct ActBwd<T, Activation::tanh, false> {
-  using S = Simd<T>;
-  static typename S::V apply(typename S::V gy, typename S::V y) {
-    return S::mul(gy, S::sub(S::set1(T(1)), S::mul(y, y)));
-  }
-};
-
-template <class T, Activation A, bool FromPre>
+template <class T, LinearAct A, bool FromPre>
 void act_grad_rows(const ActGradArgs<T>& a, int64_t r0, int64_t r1) {
   using S = Simd<T>;
   constexpr int64_t L = static_cast<int64_t>(S::N);
@@ -92,28 +94,37 @@ void act_grad_rows(const ActGradArgs<T>& a, int64_t r0, int64_t r1) {
   }
 }
 
-template <class T>
-void act_grad(const ActGradArgs<T>& a) {
-  using Fn = void (*)(const ActGradArgs<T>&, int64_t, int64_t);
-  Fn fn = nullptr;
-  switch (a.act) {
-    case Activation::relu:
-      fn = a.from_preact ? &act_grad_rows<T, Activation::relu, true>
-                         : &act_grad_rows<T, Activation::relu, false>;
-      break;
-    case Activation::sigmoid:
-      fn = &act_grad_rows<T, Activation::sigmoid, false>;
-      break;
-    case Activation::tanh:
-      fn = &act_grad_rows<T, Activation::tanh, false>;
-      break;
-    default:
-      return;
-  }
-  if (a.m <= 0 || a.n <= 0) return;
+template <class T, LinearAct A>
+void act_grad_as(const ActGradArgs<T>& a) {
   // Rows per thread; small matrices stay on the calling thread.
   const int64_t serial_rows = (int64_t{1} << 15) / a.n + 1;
-  parallel_chunks(a.m, 1, serial_rows, [&](int64_t b, int64_t e) { fn(a, b, e); });
+  parallel_chunks(a.m, 1, serial_rows, [&](int64_t b, int64_t e) {
+    if (a.from_preact)
+      act_grad_rows<T, A, true>(a, b, e);
+    else
+      act_grad_rows<T, A, false>(a, b, e);
+  });
+}
+
+template <class T>
+void act_grad(const ActGradArgs<T>& a) {
+  if (a.m <= 0 || a.n <= 0) return;
+  switch (a.act) {
+    case LinearAct::relu:
+      return act_grad_as<T, LinearAct::relu>(a);
+    case LinearAct::sigmoid:
+      return act_grad_as<T, LinearAct::sigmoid>(a);
+    case LinearAct::tanh:
+      return act_grad_as<T, LinearAct::tanh>(a);
+    case LinearAct::gelu:
+      return act_grad_as<T, LinearAct::gelu>(a);
+    case LinearAct::gelu_tanh:
+      return act_grad_as<T, LinearAct::gelu_tanh>(a);
+    case LinearAct::silu:
+      return act_grad_as<T, LinearAct::silu>(a);
+    case LinearAct::none:
+      return;  // g is grad_y itself: the caller reads it in place
+  }
 }
 
 }  // namespace gemm_detail

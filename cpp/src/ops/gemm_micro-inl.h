@@ -59,7 +59,7 @@ struct TileOut {
 };
 
 // One row of accumulators to memory. Full: all NV vectors are inside C (no column tail).
-template <class T, Activation A, bool Full>
+template <class T, LinearAct A, bool Full>
 inline void store_row(typename Simd<T>::V* acc, T* c, T* pre, const T* bias, int nv, Phase ph) {
   using S = Simd<T>;
   using V = typename S::V;
@@ -113,7 +113,7 @@ struct PrefetchStream {
 // a_rs = 1, a_ks = MR; a row-major A read in place has a_rs = lda, a_ks = 1); B row k
 // holds NR contiguous elements at b + k*b_ks (b_ks = NR when packed). nv <= NR columns
 // of C are stored. `pf`, when not null, advances one step per k.
-template <class T, int MRK, Activation A>
+template <class T, int MRK, LinearAct A>
 void tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t b_ks,
           PrefetchStream* pf, const TileOut<T>& o, int nv, Phase ph) {
   using S = Simd<T>;
@@ -165,7 +165,7 @@ template <class T>
 using TileFn = void (*)(int64_t, const T*, int64_t, int64_t, const T*, int64_t, PrefetchStream*,
                         const TileOut<T>&, int, Phase);
 
-template <class T, Activation A, int R>
+template <class T, LinearAct A, int R>
 TileFn<T> tile_rows(int rows) {
   if constexpr (R == 1)
     return &tile<T, 1, A>;
@@ -175,14 +175,24 @@ TileFn<T> tile_rows(int rows) {
 
 // The tile for `rows` (1..MR) rows of A with activation `act` on its last K block.
 template <class T>
-TileFn<T> pick_tile(int rows, Activation act) {
+TileFn<T> pick_tile(int rows, LinearAct act) {
   switch (act) {
-    case Activation::relu:
-      return tile_rows<T, Activation::relu, kMR>(rows);
-    default:
+    case LinearAct::relu:
+      return tile_rows<T, LinearAct::relu, kMR>(rows);
+    case LinearAct::sigmoid:
+      return tile_rows<T, LinearAct::sigmoid, kMR>(rows);
+    case LinearAct::tanh:
+      return tile_rows<T, LinearAct::tanh, kMR>(rows);
+    case LinearAct::gelu:
+      return tile_rows<T, LinearAct::gelu, kMR>(rows);
+    case LinearAct::gelu_tanh:
+      return tile_rows<T, LinearAct::gelu_tanh, kMR>(rows);
+    case LinearAct::silu:
+      return tile_rows<T, LinearAct::silu, kMR>(rows);
+    case LinearAct::none:
       break;
   }
-  return tile_rows<T, Activation::none, kMR>(rows);
+  return tile_rows<T, LinearAct::none, kMR>(rows);
 }
 
 }  // namespace gemm_detail

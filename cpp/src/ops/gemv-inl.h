@@ -14,7 +14,7 @@ namespace TK_NS {
 namespace gemm_detail {
 
 // The epilogue for `len` finished sums: c = act(acc + bias), pre = acc + bias.
-template <class T, Activation A>
+template <class T, LinearAct A>
 void epilogue_run(const T* acc, int64_t len, const T* bias, T* pre, T* c) {
   using S = Simd<T>;
   using V = typename S::V;
@@ -42,14 +42,24 @@ template <class T>
 using RunFn = void (*)(const T*, int64_t, const T*, T*, T*);
 
 template <class T>
-RunFn<T> pick_run(Activation act) {
+RunFn<T> pick_run(LinearAct act) {
   switch (act) {
-    case Activation::relu:
-      return &epilogue_run<T, Activation::relu>;
-    default:
+    case LinearAct::relu:
+      return &epilogue_run<T, LinearAct::relu>;
+    case LinearAct::sigmoid:
+      return &epilogue_run<T, LinearAct::sigmoid>;
+    case LinearAct::tanh:
+      return &epilogue_run<T, LinearAct::tanh>;
+    case LinearAct::gelu:
+      return &epilogue_run<T, LinearAct::gelu>;
+    case LinearAct::gelu_tanh:
+      return &epilogue_run<T, LinearAct::gelu_tanh>;
+    case LinearAct::silu:
+      return &epilogue_run<T, LinearAct::silu>;
+    case LinearAct::none:
       break;
   }
-  return &epilogue_run<T, Activation::none>;
+  return &epilogue_run<T, LinearAct::none>;
 }
 
 // Columns [j0, j0+len) of a row-major W, len <= row_chunk<T>(): the accumulator row stays

@@ -98,7 +98,7 @@ void linear_backward_impl(const LinearBackwardArgs<T>& a) {
   const T* g = a.grad_y;
   int64_t g_rs = a.gy_rs, g_cs = a.gy_cs;
   std::unique_ptr<T[]> g_buf;
-  if (a.act != Activation::none && a.m > 0 && a.n > 0) {
+  if (a.act != LinearAct::none && a.m > 0 && a.n > 0) {
     g_buf.reset(new T[static_cast<size_t>(a.m * a.n)]);
     Family<T>::act_grad({a.m, a.n, a.grad_y, a.gy_rs, a.gy_cs, a.act_src, a.src_rs, a.src_cs,
                          a.from_preact, a.act, g_buf.get()});
