@@ -8,16 +8,19 @@ import numpy as np
 
 # (op, dtype name) -> (rtol, atol)
 TOLERANCES = {
-    # Same operations in the same order as the reference: only FMA-free rounding, so tight.
-    ("adam", "float32"): (2e-6, 1e-7),
-    ("adam", "float64"): (1e-14, 1e-16),
-    ("sgd", "float32"): (2e-6, 1e-7),
-    ("sgd", "float64"): (1e-14, 1e-16),
-    # After 100 steps against torch.optim (issue: agree to 1e-6 relative).
-    ("adam_torch_100", "float32"): (1e-6, 1e-7),
-    ("adam_torch_100", "float64"): (1e-12, 1e-15),
-    ("sgd_torch_100", "float32"): (1e-6, 1e-7),
-    ("sgd_torch_100", "float64"): (1e-12, 1e-15),
+    # Same operations in the same order as the reference; the atol covers results that
+    # cancel to near zero (values are O(1), so it is a few ULP of the inputs).
+    ("adam", "float32"): (2e-6, 3e-7),
+    ("adam", "float64"): (1e-14, 1e-15),
+    ("sgd", "float32"): (2e-6, 3e-7),
+    ("sgd", "float64"): (1e-14, 1e-15),
+    # After 100 steps against torch.optim: 1e-6 relative to the parameters' scale (they are
+    # O(1)); torch's own result differs by a few ULP between its AVX2/AVX-512 and its
+    # default (no-FMA) code paths, and a parameter that crosses zero keeps that absolute error.
+    ("adam_torch_100", "float32"): (1e-6, 1e-6),
+    ("adam_torch_100", "float64"): (1e-12, 1e-12),
+    ("sgd_torch_100", "float32"): (1e-6, 1e-6),
+    ("sgd_torch_100", "float64"): (1e-12, 1e-12),
     # GEMM family (matmul, linear, linear_backward) against the float64 product of the same
     # operands: element (i, j) may be off by rtol * sqrt(max(K, 1)) * (|A| @ |B| + |bias|)[i, j]
     # + atol, where K is the length of the reduction. Rounding along a length-K sum grows like
@@ -47,6 +50,20 @@ def assert_close(actual, expected, op, dtype=None, err_msg=""):
     expected = np.asarray(expected)
     rtol, atol = tolerance(op, dtype if dtype is not None else actual.dtype)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol, err_msg=err_msg)
+
+# trainkern.torch against torch.optim after 100 steps of training a small MLP, as the
+# relative error of each parameter tensor in norm, ||ours - torch|| / ||torch||. (Element-
+# wise comparisons are meaningless there: the forward and backward passes amplify rounding
+# differences, and torch's own fused and for-loop Adam differ by ~1e-7 in norm as well.)
+TOLERANCES.update({
+    ("torch_mlp_100", "float32"): (1e-6, 0.0),
+    ("torch_mlp_100", "float64"): (1e-12, 0.0),
+    # Two processes (DDP / ZeRO over gloo) against one with the same global batch: the
+    # gradient all-reduce sums in another order.
+    ("distributed", "float64"): (1e-12, 1e-14),
+    # JAX arrays through trainkern.optim.adam_update against the NumPy reference.
+    ("adam_jax", "float32"): (2e-6, 1e-7),
+})
 
 # Elementwise math, float32: worst error in ULP of the float32 spacing at the float64 value
 # (subnormal spacing below FLT_MIN). Derivatives that cross zero (GELU, SiLU at x < 0) are

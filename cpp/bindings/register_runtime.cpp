@@ -98,6 +98,14 @@ void register_runtime(py::module_& m) {
       },
       py::arg("kind"), py::arg("arrays"),
       "One bandwidth-probe pass (0 read, 1 copy, 2 triad, 3 adam-shaped); returns bytes moved.");
+  m.def(
+      "peak_gflops",
+      [](bool f64) {
+        py::gil_scoped_release release;
+        return peak_gflops(f64);
+      },
+      py::arg("f64") = false,
+      "Measured peak FMA throughput (GFLOP/s) of the active target on get_num_threads() threads.");
 }
 
 }  // namespace bind

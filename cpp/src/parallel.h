@@ -36,4 +36,31 @@ void parallel_chunks(int64_t n, int64_t align, int64_t serial_below, const F& f)
   }
 }
 
+// Runs f(k, begin, end) over a batch of `count` segments laid end to end, segment k being
+// the global index range [offsets[k], offsets[k + 1]) (offsets[0] == 0, non-decreasing);
+// begin/end are local to segment k. The total is split as parallel_chunks splits it, so the
+// work per thread is balanced whatever the segment sizes: a thread may cover the end of one
+// segment and the start of the next, and a large segment may be shared by several threads.
+template <class F>
+void parallel_segments(const int64_t* offsets, int64_t count, int64_t align,
+                       int64_t serial_below, const F& f) {
+  if (count <= 0) return;
+  parallel_chunks(offsets[count], align, serial_below, [&](int64_t b, int64_t e) {
+    // First segment that ends after b (binary search; empty segments are skipped below).
+    int64_t lo = 0, hi = count;
+    while (lo < hi) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (offsets[mid + 1] <= b)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    for (int64_t k = lo; k < count && offsets[k] < e; ++k) {
+      const int64_t s = offsets[k] > b ? offsets[k] : b;
+      const int64_t t = offsets[k + 1] < e ? offsets[k + 1] : e;
+      if (s < t) f(k, s - offsets[k], t - offsets[k]);
+    }
+  });
+}
+
 }  // namespace tk

@@ -26,12 +26,15 @@ from ._activations import (
 )
 from ._core import available_isas, get_num_threads, isa
 from ._linear import linear, linear_backward, matmul, peak_gflops
+from ._optim_multi import adam_step_multi, sgd_step_multi
+from ._roofline import roofline
 
 __version__ = _core.build_info()["version"]
 
 __all__ = [
     "__version__",
     "adam_step",
+    "adam_step_multi",
     "available_isas",
     "gelu",
     "gelu_backward",
@@ -51,8 +54,10 @@ __all__ = [
     "linear_backward",
     "matmul",
     "peak_gflops",
+    "roofline",
     "set_num_threads",
     "sgd_step",
+    "sgd_step_multi",
     "show_config",
 ]
 

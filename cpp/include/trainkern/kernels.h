@@ -31,10 +31,43 @@ void sgd_step(float* param, const float* grad, float* momentum_buffer, int64_t n
 void sgd_step(double* param, const double* grad, double* momentum_buffer, int64_t n,
               const SgdOptions& o);
 
+// One tensor of a multi-tensor optimizer step. Tensors may differ in size and step count
+// (torch keeps one count per parameter); `step` is 1-based and includes this step.
+template <class T>
+struct AdamTensor {
+  T* param;
+  const T* grad;
+  T* exp_avg;
+  T* exp_avg_sq;
+  T* max_exp_avg_sq;  // used when o.amsgrad
+  int64_t n;
+  int64_t step;
+};
+
+// Updates every tensor with one parallel region that splits the total element count evenly
+// over the threads (a thread may span several tensors). o.step is ignored.
+void adam_step_multi(const AdamTensor<float>* tensors, int64_t count, const AdamOptions& o);
+void adam_step_multi(const AdamTensor<double>* tensors, int64_t count, const AdamOptions& o);
+
+template <class T>
+struct SgdTensor {
+  T* param;
+  const T* grad;
+  T* momentum_buffer;  // may be null when o.momentum == 0
+  int64_t n;
+  bool first_step;  // torch's first-step rule for this tensor's buffer
+};
+
+// As adam_step_multi; o.first_step is ignored (each tensor has its own).
+void sgd_step_multi(const SgdTensor<float>* tensors, int64_t count, const SgdOptions& o);
+void sgd_step_multi(const SgdTensor<double>* tensors, int64_t count, const SgdOptions& o);
+
 // Memory-bandwidth probes shaped like the kernels' streams (see roofline-inl.h).
 enum class StreamKind : int { read = 0, copy = 1, triad = 2, adam = 3 };
 // Runs one pass of `kind` over arrays of n floats each; returns bytes moved.
 double stream_pass(StreamKind kind, float* const* arrays, int64_t n);
+// Peak FMA throughput of the active target on num_threads() threads, in GFLOP/s.
+double peak_gflops(bool f64);
 
 // Linear layer: y = act(x·w + bias), the bias and activation applied to the accumulators
 // before C is stored. Operands are read through element strides (any layout, transposed

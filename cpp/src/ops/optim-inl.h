@@ -2,8 +2,10 @@
 // One pass over memory: each element of every array is loaded once and stored once.
 // The operation order follows torch.optim's single-tensor path so that float32 results
 // agree with torch to rounding (see shared/RESEARCH.md, "Adam numerics").
+#include "ops/lanes-inl.h"
 #include "ops/optim.h"
 #include "parallel.h"
+
 
 namespace tk {
 namespace TK_NS {
@@ -30,7 +32,7 @@ inline void adam_lanes(const AdamArrays<T>& a, int64_t i, size_t n_tail, const A
     if (c.decoupled)
       p = S::mul(p, S::set1(c.decay));
     else
-      g = S::add(g, S::mul(S::set1(c.weight_decay), p));
+      g = S::fmadd(p, S::set1(c.weight_decay), g);  // torch's add(alpha=) is one FMA
   }
   m = S::add(m, S::mul(S::set1(c.one_minus_beta1), S::sub(g, m)));  // lerp(m, g, 1 - beta1)
   v = S::add(S::mul(v, S::set1(c.beta2)), S::mul(S::mul(S::set1(c.one_minus_beta2), g), g));
@@ -41,7 +43,10 @@ inline void adam_lanes(const AdamArrays<T>& a, int64_t i, size_t n_tail, const A
     vhat = S::select(S::isnan(v), v, S::max(v, vmax));
     store(a.max_exp_avg_sq, vhat);
   }
-  V denom = S::add(S::div(S::sqrt(vhat), S::set1(c.bc2_sqrt)), S::set1(c.eps));
+  // torch divides sqrt(v) by sqrt(bc2); one multiply by the reciprocal instead keeps the
+  // kernel at one sqrt and one division per vector, under the memory roof on AVX-512
+  // (the result differs by at most an ULP of the denominator).
+  V denom = S::add(S::mul(S::sqrt(vhat), S::set1(c.inv_bc2_sqrt)), S::set1(c.eps));
   p = S::add(p, S::mul(S::set1(-c.step_size), S::div(m, denom)));
   store(a.param, p);
   store(a.exp_avg, m);
@@ -49,11 +54,15 @@ inline void adam_lanes(const AdamArrays<T>& a, int64_t i, size_t n_tail, const A
 }
 
 template <class T, bool Amsgrad>
-void adam_range(const AdamArrays<T>& a, int64_t begin, int64_t end, const AdamConsts<T>& c) {
-  constexpr int64_t N = Simd<T>::N;
-  int64_t i = begin;
-  for (; i + N <= end; i += N) adam_lanes<T, true, Amsgrad>(a, i, 0, c);
-  if (i < end) adam_lanes<T, false, Amsgrad>(a, i, static_cast<size_t>(end - i), c);
+void adam_range(const AdamArrays<T>& arrays, int64_t begin, int64_t end,
+                const AdamConsts<T>& consts) {
+  // Local copies: the float stores below cannot alias them, so the compiler keeps the
+  // constants in registers and hoists the flag tests out of the loop.
+  const AdamArrays<T> a = arrays;
+  const AdamConsts<T> c = consts;
+  for_each_lane(
+      a.param, begin, end, [&](int64_t i) { adam_lanes<T, true, Amsgrad>(a, i, 0, c); },
+      [&](int64_t i, size_t n) { adam_lanes<T, false, Amsgrad>(a, i, n, c); });
 }
 
 template <class T>
@@ -81,27 +90,60 @@ inline void sgd_lanes(T* param, const T* grad, T* buf, int64_t i, size_t n_tail,
   V g = load(grad);
   V p = load(param);
   if (c.maximize) g = S::neg(g);
-  if (c.weight_decay != T(0)) g = S::add(g, S::mul(S::set1(c.weight_decay), p));
+  // Every `x + alpha * y` is one FMA, as in torch's add(alpha=) kernels.
+  if (c.weight_decay != T(0)) g = S::fmadd(p, S::set1(c.weight_decay), g);
   V d = g;
   if (c.has_momentum) {
     V b = g;
     if (!c.first_step)
-      b = S::add(S::mul(load(buf), S::set1(c.momentum)), S::mul(S::set1(c.one_minus_dampening), g));
+      b = S::fmadd(g, S::set1(c.one_minus_dampening), S::mul(load(buf), S::set1(c.momentum)));
     store(buf, b);
-    d = c.nesterov ? S::add(g, S::mul(S::set1(c.momentum), b)) : b;
+    d = c.nesterov ? S::fmadd(b, S::set1(c.momentum), g) : b;
   }
-  p = S::add(p, S::mul(S::set1(-c.lr), d));
+  p = S::fmadd(d, S::set1(-c.lr), p);
   store(param, p);
 }
 
 template <class T>
+void sgd_range(T* param, const T* grad, T* buf, int64_t begin, int64_t end,
+               const SgdConsts<T>& consts) {
+  const SgdConsts<T> c = consts;  // a local copy the float stores cannot alias
+  for_each_lane(
+      param, begin, end, [&](int64_t i) { sgd_lanes<T, true>(param, grad, buf, i, 0, c); },
+      [&](int64_t i, size_t m) { sgd_lanes<T, false>(param, grad, buf, i, m, c); });
+}
+
+template <class T>
 void sgd(T* param, const T* grad, T* buf, int64_t n, const SgdConsts<T>& c) {
-  constexpr int64_t N = Simd<T>::N;
-  parallel_chunks(n, 64, kOptimSerialBelow, [&](int64_t b, int64_t e) {
-    int64_t i = b;
-    for (; i + N <= e; i += N) sgd_lanes<T, true>(param, grad, buf, i, 0, c);
-    if (i < e) sgd_lanes<T, false>(param, grad, buf, i, static_cast<size_t>(e - i), c);
-  });
+  parallel_chunks(n, 64, kOptimSerialBelow,
+                  [&](int64_t b, int64_t e) { sgd_range(param, grad, buf, b, e, c); });
+}
+
+// Multi-tensor steps: the same range bodies, over a batch split by elements. A tensor
+// smaller than one vector is a lone masked tail.
+template <class T, bool Amsgrad>
+void adam_batch(const Batch<AdamItem<T>>& b) {
+  parallel_segments(b.offsets, b.count, 64, kOptimSerialBelow,
+                    [&](int64_t k, int64_t lo, int64_t hi) {
+                      adam_range<T, Amsgrad>(b.items[k].a, lo, hi, *b.items[k].c);
+                    });
+}
+
+template <class T>
+void adam_multi(const Batch<AdamItem<T>>& b, bool amsgrad) {
+  if (amsgrad)
+    adam_batch<T, true>(b);
+  else
+    adam_batch<T, false>(b);
+}
+
+template <class T>
+void sgd_multi(const Batch<SgdItem<T>>& b) {
+  parallel_segments(b.offsets, b.count, 64, kOptimSerialBelow,
+                    [&](int64_t k, int64_t lo, int64_t hi) {
+                      const SgdItem<T>& t = b.items[k];
+                      sgd_range(t.param, t.grad, t.buf, lo, hi, *t.c);
+                    });
 }
 
 }  // namespace optim_detail
@@ -111,6 +153,10 @@ extern const OptimTable optim_table = {
     &optim_detail::adam<double>,
     &optim_detail::sgd<float>,
     &optim_detail::sgd<double>,
+    &optim_detail::adam_multi<float>,
+    &optim_detail::adam_multi<double>,
+    &optim_detail::sgd_multi<float>,
+    &optim_detail::sgd_multi<double>,
 };
 
 }  // namespace TK_NS

@@ -51,9 +51,43 @@ void stream(StreamKind kind, float* const* x, int64_t n) {
   });
 }
 
+// Enough independent chains to cover FMA latency (4) times two pipes, with room to spare.
+constexpr int kChains = 12;
+
+template <class T>
+double fma_chains(int64_t iters) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  V acc[kChains];
+  for (int k = 0; k < kChains; ++k) acc[k] = S::set1(T(k));
+  const V a = S::set1(T(0.999999)), b = S::set1(T(1e-6));
+  for (int64_t i = 0; i < iters; ++i) {
+    for (int k = 0; k < kChains; ++k) {
+      // The scalar baseline has no FMA instruction: a multiply and an add are its peak.
+      acc[k] = S::N == 1 ? S::add(S::mul(acc[k], a), b) : S::fmadd(acc[k], a, b);
+    }
+  }
+  V sum = acc[0];
+  for (int k = 1; k < kChains; ++k) sum = S::add(sum, acc[k]);
+  volatile T sink = S::reduce_add(sum);
+  (void)sink;
+  return 2.0 * static_cast<double>(S::N) * kChains * static_cast<double>(iters);
+}
+
+template <class T>
+double fma_peak(int64_t iters) {
+  const int nt = num_threads();
+  double total = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : total)
+  total += fma_chains<T>(iters);
+  return total;
+}
+
 }  // namespace roofline_detail
 
-extern const RooflineTable roofline_table = {&roofline_detail::stream};
+extern const RooflineTable roofline_table = {&roofline_detail::stream,
+                                             &roofline_detail::fma_peak<float>,
+                                             &roofline_detail::fma_peak<double>};
 
 }  // namespace TK_NS
 }  // namespace tk

@@ -11,6 +11,9 @@ namespace tk {
 struct RooflineTable {
   // One pass of `kind` over n floats per array; arrays[0..6] as the kind needs.
   void (*stream)(StreamKind kind, float* const* arrays, int64_t n);
+  // Runs `iters` rounds of independent FMA chains on every thread; returns the flops done.
+  double (*fma_f32)(int64_t iters);
+  double (*fma_f64)(int64_t iters);
 };
 
 TK_DECLARE_TABLE(RooflineTable, roofline_table)

@@ -71,8 +71,19 @@ struct Simd<float> {
   static M mask_not(M a) { return static_cast<M>(~a); }
   static bool any(M a) { return a != 0; }
   static V select(M m, V a, V b) { return {_mm512_mask_blend_ps(m, b.v, a.v)}; }
-  static float reduce_add(V a) { return _mm512_reduce_add_ps(a.v); }
-  static float reduce_max(V a) { return _mm512_reduce_max_ps(a.v); }
+  // Halving trees: reductions in a fixed order on every compiler.
+  static float reduce_add(V a) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a.v), _mm512_maskz_extractf32x8_ps(0xFF, a.v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+  }
+  static float reduce_max(V a) {
+    __m256 h = _mm256_max_ps(_mm512_castps512_ps256(a.v), _mm512_maskz_extractf32x8_ps(0xFF, a.v, 1));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
+  }
   static float first(V a) { return _mm512_cvtss_f32(a.v); }
 };
 
@@ -135,8 +146,16 @@ struct Simd<double> {
   static M mask_not(M a) { return static_cast<M>(~a); }
   static bool any(M a) { return a != 0; }
   static V select(M m, V a, V b) { return {_mm512_mask_blend_pd(m, b.v, a.v)}; }
-  static double reduce_add(V a) { return _mm512_reduce_add_pd(a.v); }
-  static double reduce_max(V a) { return _mm512_reduce_max_pd(a.v); }
+  static double reduce_add(V a) {
+    __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(a.v), _mm512_maskz_extractf64x4_pd(0xF, a.v, 1));
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+  }
+  static double reduce_max(V a) {
+    __m256d h = _mm256_max_pd(_mm512_castpd512_pd256(a.v), _mm512_maskz_extractf64x4_pd(0xF, a.v, 1));
+    __m128d s = _mm_max_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
+  }
   static double first(V a) { return _mm512_cvtsd_f64(a.v); }
 };
 
