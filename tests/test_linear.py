@@ -11,10 +11,8 @@ import math
 
 import numpy as np
 import pytest
-from tolerances import tolerance
-
 import trainkern
-from trainkern import _core
+from tolerances import tolerance
 from trainkern import reference as ref
 
 ACTIVATIONS = [None, "relu", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu"]
@@ -388,15 +386,3 @@ def test_linear_backward_matches_torch(isa, dtype, rng, act):
     ]:
         bound = (rtol * math.sqrt(red) + 2 * rtol_a) * scale + atol
         assert (np.abs(f64(ours) - f64(theirs)) <= bound).all(), act
-
-
-# -- roof -------------------------------------------------------------------------------------
-
-
-def test_peak_gflops_is_a_measurement(isa):
-    peak = trainkern.peak_gflops("float32", 1)
-    assert 0.05 < peak < 1e5
-    with pytest.raises(TypeError):
-        trainkern.peak_gflops("int8", 1)
-    with pytest.raises(ValueError):
-        _core.peak_gflops(False, 0)

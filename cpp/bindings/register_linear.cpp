@@ -252,15 +252,6 @@ void register_linear(py::module_& m) {
       "Positional core of trainkern.linear (see the Python wrapper for the contract).");
   m.def("linear_backward", &backward_core,
         "Positional core of trainkern.linear_backward (see the Python wrapper for the contract).");
-  m.def(
-      "peak_gflops",
-      [](bool f64, int threads) {
-        if (threads < 1) throw py::value_error("peak_gflops: threads must be >= 1");
-        py::gil_scoped_release release;
-        return peak_gflops(f64, threads);
-      },
-      py::arg("f64"), py::arg("threads"),
-      "FMA throughput of the active target on `threads` threads, GFLOP/s (the GEMM roof).");
 }
 
 }  // namespace bind

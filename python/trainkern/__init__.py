@@ -25,7 +25,7 @@ from ._activations import (
     tanh_backward,
 )
 from ._core import available_isas, get_num_threads, isa
-from ._linear import linear, linear_backward, matmul, peak_gflops
+from ._linear import linear, linear_backward, matmul
 from ._optim_multi import adam_step_multi, sgd_step_multi
 from ._roofline import roofline
 
@@ -53,7 +53,6 @@ __all__ = [
     "linear",
     "linear_backward",
     "matmul",
-    "peak_gflops",
     "roofline",
     "set_num_threads",
     "sgd_step",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import _core
 
-__all__ = ["linear", "linear_backward", "matmul", "peak_gflops"]
+__all__ = ["linear", "linear_backward", "matmul"]
 
 
 def matmul(a, b, out=None):
@@ -40,12 +40,3 @@ def linear_backward(grad_y, x, weight, *, activation=None, y=None, preact=None,
     """
     return _core.linear_backward(grad_y, x, weight, activation, y, preact, need_grad_x)
 
-
-def peak_gflops(dtype="float32", threads=1):
-    """Measured FMA throughput (GFLOP/s) of the active target: the roof of the GEMM."""
-    import numpy as np
-
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"peak_gflops: dtype must be float32 or float64, got {dt}")
-    return _core.peak_gflops(dt == np.float64, threads)

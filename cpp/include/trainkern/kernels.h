@@ -115,9 +115,6 @@ struct LinearBackwardArgs {
 };
 void linear_backward(const LinearBackwardArgs<float>& a);
 void linear_backward(const LinearBackwardArgs<double>& a);
-
-// FMA throughput of the active target on `threads` threads, in GFLOP/s (the GEMM's roof).
-double peak_gflops(bool f64, int threads);
 // Elementwise activations (ops/activations-inl.h).
 enum class Activation : int { relu = 0, leaky_relu, sigmoid, tanh, gelu_erf, gelu_tanh, silu };
 // y = act(x) over n elements; y may be x (in place) but must not overlap it otherwise.

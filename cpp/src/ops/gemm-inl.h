@@ -16,7 +16,6 @@
 #include "ops/gemm_ctx-inl.h"
 #include "ops/gemm_micro-inl.h"
 #include "ops/gemm_pack-inl.h"
-#include "ops/gemm_probe-inl.h"
 #include "ops/gemm_skinny-inl.h"
 #include "ops/gemv-inl.h"
 #include "parallel.h"
@@ -174,8 +173,6 @@ extern const GemmTable gemm_table = {
     &gemm_detail::gemm<double>,
     &gemm_detail::act_grad<float>,
     &gemm_detail::act_grad<double>,
-    &gemm_detail::fma_probe<float>,
-    &gemm_detail::fma_probe<double>,
 };
 
 }  // namespace TK_NS

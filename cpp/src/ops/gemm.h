@@ -62,9 +62,6 @@ struct GemmTable {
   void (*gemm_f64)(const GemmProblem<double>&, const GemmBlocking&);
   void (*act_grad_f32)(const ActGradArgs<float>&);
   void (*act_grad_f64)(const ActGradArgs<double>&);
-  // Runs `iters` rounds of independent FMA chains on every thread; returns the FLOPs done.
-  double (*fma_probe_f32)(int64_t iters, int threads);
-  double (*fma_probe_f64)(int64_t iters, int threads);
 };
 
 TK_DECLARE_TABLE(GemmTable, gemm_table)

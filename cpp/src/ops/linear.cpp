@@ -1,9 +1,8 @@
 // ISA-agnostic entry points of the GEMM family: cache blocking from the cache sizes, the
-// linear layer and its backward (composed of two products), and the FMA roof.
+// linear layer and its backward (composed of two products).
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -147,25 +146,5 @@ void linear(const LinearArgs<float>& a) { linear_impl(a); }
 void linear(const LinearArgs<double>& a) { linear_impl(a); }
 void linear_backward(const LinearBackwardArgs<float>& a) { linear_backward_impl(a); }
 void linear_backward(const LinearBackwardArgs<double>& a) { linear_backward_impl(a); }
-
-double peak_gflops(bool f64, int threads) {
-  const GemmTable& t = TK_ACTIVE(gemm_table);
-  auto probe = f64 ? t.fma_probe_f64 : t.fma_probe_f32;
-  using clock = std::chrono::steady_clock;
-  // Size the run to about 20 ms from a short calibration; keep the best of three.
-  int64_t iters = 1 << 16;
-  double best = 0;
-  for (int rep = 0; rep < 4; ++rep) {
-    const auto t0 = clock::now();
-    const double flops = probe(iters, threads);
-    const double s = std::chrono::duration<double>(clock::now() - t0).count();
-    if (rep == 0) {
-      iters = std::max<int64_t>(iters, static_cast<int64_t>(iters * 0.02 / std::max(s, 1e-6)));
-      continue;
-    }
-    best = std::max(best, flops / s * 1e-9);
-  }
-  return best;
-}
 
 }  // namespace tk
