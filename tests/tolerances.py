@@ -21,6 +21,19 @@ TOLERANCES = {
     ("adam_torch_100", "float64"): (1e-12, 1e-12),
     ("sgd_torch_100", "float32"): (1e-6, 1e-6),
     ("sgd_torch_100", "float64"): (1e-12, 1e-12),
+    # GEMM family (matmul, linear, linear_backward) against the float64 product of the same
+    # operands: element (i, j) may be off by rtol * sqrt(max(K, 1)) * (|A| @ |B| + |bias|)[i, j]
+    # + atol, where K is the length of the reduction. Rounding along a length-K sum grows like
+    # sqrt(K) times the unit roundoff for random signs; the factor leaves a margin of a few.
+    ("gemm", "float32"): (4e-7, 1e-30),
+    ("gemm", "float64"): (8e-16, 1e-300),
+    # An activation (or its derivative) in the epilogue adds its own error relative to the
+    # activated value (vmath: a few ULP): rtol on |y| (or |g|), plus atol for values near 0.
+    ("linear_act", "float32"): (1e-6, 1e-37),
+    ("linear_act", "float64"): (1e-14, 1e-300),
+    # Against torch autograd: both sides round, so twice the GEMM allowance.
+    ("linear_torch", "float32"): (8e-7, 1e-30),
+    ("linear_torch", "float64"): (1.6e-15, 1e-300),
 }
 
 

@@ -26,6 +26,7 @@ from ._activations import (
 )
 from ._core import available_isas, get_num_threads, isa
 from ._losses import mse_loss, softmax_cross_entropy
+from ._linear import linear, linear_backward, matmul
 from ._optim_multi import adam_step_multi, sgd_step_multi
 from ._roofline import roofline
 
@@ -52,6 +53,9 @@ __all__ = [
     "tanh_backward",
     "get_num_threads",
     "isa",
+    "linear",
+    "linear_backward",
+    "matmul",
     "roofline",
     "set_num_threads",
     "sgd_step",

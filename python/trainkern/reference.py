@@ -19,6 +19,9 @@ __all__ = [
     "leaky_relu",
     "leaky_relu_backward",
     "mse_loss",
+    "linear",
+    "linear_backward",
+    "matmul",
     "relu",
     "relu_backward",
     "sgd_step",
@@ -373,3 +376,66 @@ def mse_loss(pred, target, *, reduction="mean", compute_grad=True, out=None):
         return loss, None
     scale = 2.0 / diff.size if reduction == "mean" else 2.0
     return loss, _finish(diff * scale, p0, out)
+# Linear layer: the product in the operands' dtype (NumPy's matmul), then the activation
+# twins above.
+
+_LINEAR_ACTS = {
+    None: lambda z: z,
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "tanh": tanh,
+    "gelu": gelu,
+    "gelu_tanh": lambda z: gelu(z, approximate="tanh"),
+    "silu": silu,
+}
+
+
+def _linear_act(activation):
+    try:
+        return _LINEAR_ACTS[activation]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown activation {activation!r}") from None
+
+
+def matmul(a, b, out=None):
+    return np.matmul(a, b, out=out)
+
+
+def linear(x, weight, bias=None, *, activation=None, out=None, return_preact=False):
+    act = _linear_act(activation)
+    preact = np.asarray(x) @ np.asarray(weight)
+    if bias is not None:
+        preact = preact + np.asarray(bias)
+    y = act(preact)
+    if out is not None:
+        np.copyto(np.asarray(out), y)
+        y = out
+    return (y, preact) if return_preact else y
+
+
+def linear_backward(grad_y, x, weight, *, activation=None, y=None, preact=None,
+                    need_grad_x=True):
+    _linear_act(activation)
+    grad_y = np.asarray(grad_y)
+    if activation is None:
+        g = grad_y
+    elif activation in ("relu", "sigmoid", "tanh"):
+        if y is None and preact is None:
+            raise ValueError(f"activation {activation!r} needs y or preact")
+        src = y if y is not None else _LINEAR_ACTS[activation](np.asarray(preact))
+        if activation == "relu":
+            g = relu_backward(grad_y, src)
+        elif activation == "sigmoid":
+            g = sigmoid_backward(grad_y, src)
+        else:
+            g = tanh_backward(grad_y, src)
+    else:
+        if preact is None:
+            raise ValueError(f"activation {activation!r} is not invertible: pass preact")
+        if activation == "silu":
+            g = silu_backward(grad_y, preact)
+        else:
+            g = gelu_backward(grad_y, preact,
+                              approximate="tanh" if activation == "gelu_tanh" else "none")
+    grad_x = g @ np.asarray(weight).T if need_grad_x else None
+    return grad_x, np.asarray(x).T @ g, g.sum(axis=0)

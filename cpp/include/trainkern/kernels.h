@@ -69,6 +69,52 @@ double stream_pass(StreamKind kind, float* const* arrays, int64_t n);
 // Peak FMA throughput of the active target on num_threads() threads, in GFLOP/s.
 double peak_gflops(bool f64);
 
+// Linear layer: y = act(x·w + bias), the bias and activation applied to the accumulators
+// before C is stored. Operands are read through element strides (any layout, transposed
+// views included); y and preact have a unit column stride.
+enum class LinearAct : int { none = 0, relu, sigmoid, tanh, gelu, gelu_tanh, silu };
+
+template <class T>
+struct LinearArgs {
+  int64_t m = 0, k = 0, n = 0;
+  const T* x = nullptr;  // m×k
+  int64_t x_rs = 0, x_cs = 0;
+  const T* w = nullptr;  // k×n
+  int64_t w_rs = 0, w_cs = 0;
+  const T* bias = nullptr;  // n, or null
+  int64_t bias_stride = 1;
+  T* y = nullptr;  // m×n
+  int64_t y_rs = 0;
+  T* preact = nullptr;  // m×n (x·w + bias), or null
+  int64_t preact_rs = 0;
+  LinearAct act = LinearAct::none;
+};
+void linear(const LinearArgs<float>& a);
+void linear(const LinearArgs<double>& a);
+
+// g = grad_y * act'(y or preact); grad_x = g·wᵀ (when grad_x is not null),
+// grad_w = xᵀ·g, grad_b = column sums of g (when grad_b is not null), deterministic for
+// any thread count. Outputs are contiguous: grad_x m×k, grad_w k×n, grad_b n.
+template <class T>
+struct LinearBackwardArgs {
+  int64_t m = 0, k = 0, n = 0;
+  const T* grad_y = nullptr;  // m×n
+  int64_t gy_rs = 0, gy_cs = 0;
+  const T* x = nullptr;  // m×k
+  int64_t x_rs = 0, x_cs = 0;
+  const T* w = nullptr;  // k×n
+  int64_t w_rs = 0, w_cs = 0;
+  // The derivative's source: the output y, or the pre-activation when from_preact.
+  const T* act_src = nullptr;
+  int64_t src_rs = 0, src_cs = 0;
+  bool from_preact = false;
+  LinearAct act = LinearAct::none;
+  T* grad_x = nullptr;
+  T* grad_w = nullptr;
+  T* grad_b = nullptr;
+};
+void linear_backward(const LinearBackwardArgs<float>& a);
+void linear_backward(const LinearBackwardArgs<double>& a);
 // Elementwise activations (ops/activations-inl.h).
 enum class Activation : int { relu = 0, leaky_relu, sigmoid, tanh, gelu_erf, gelu_tanh, silu };
 // y = act(x) over n elements; y may be x (in place) but must not overlap it otherwise.

@@ -9,4 +9,5 @@
 #include "ops/losses-inl.h"
 #include "ops/optim-inl.h"
 #include "ops/roofline-inl.h"
+#include "ops/gemm-inl.h"
 #include "ops/vmath_eval-inl.h"

@@ -1,0 +1,179 @@
+// GEMM driver, Goto/BLIS loop nest, compiled per target:
+//   for jc (NC columns: a packed B panel, shared by the threads, in L3)
+//     for pc (KC deep)
+//       pack the B panel (each element once; bias-gradient column sums taken here)
+//       for ic (MC rows: a packed A block, per thread)
+//         for jr (NR columns: one B sliver)  for ir (MR rows): register tile
+// Threads split M (sharing the B panel) or, for short M, N; never K, so every element of C
+// is summed in the same order whatever the thread count. Short M takes the skinny path
+// (gemm_skinny-inl.h), M == 1 the matrix-vector path (gemv-inl.h).
+#include <cstdint>
+
+#include <omp.h>
+
+#include "ops/gemm.h"
+#include "ops/gemm_act-inl.h"
+#include "ops/gemm_ctx-inl.h"
+#include "ops/gemm_micro-inl.h"
+#include "ops/gemm_pack-inl.h"
+#include "ops/gemm_skinny-inl.h"
+#include "ops/gemv-inl.h"
+#include "parallel.h"
+
+namespace tk {
+namespace TK_NS {
+namespace gemm_detail {
+
+// Rows [m0, m1), columns [n0, n1) of C. With `coop`, every thread of the team runs this
+// with all columns, packs its share of the shared panel, and meets the others at a barrier
+// before the panel is used and before it is overwritten.
+template <class T>
+void work(const Ctx<T>& x, int tid, int team, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+          bool coop) {
+  const GemmProblem<T>& P = *x.P;
+  constexpr int NR = tile_nr<T>();
+  const int64_t MC = x.blk.mc, KC = x.blk.kc, NC = x.blk.nc;
+  const ThreadMem<T> mem = x.mem(tid);
+  T* panel = coop ? x.panel : mem.b;
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    const int64_t nc = min64(NC, n1 - jc);
+    const int64_t nsl = (nc + NR - 1) / NR;
+    for (int64_t pc = 0;; pc += KC) {
+      const int64_t kc = min64(KC, P.k - pc);
+      const int64_t s0 = coop ? nsl * tid / team : 0, s1 = coop ? nsl * (tid + 1) / team : nsl;
+      if (s0 < s1) {
+        const int64_t j = s0 * NR;
+        pack_b_panel(P.b + pc * P.b_rs + (jc + j) * P.b_cs, P.b_rs, P.b_cs,
+                     min64(s1 * NR, nc) - j, kc, panel + j * kc,
+                     P.b_colsum ? P.b_colsum + jc + j : nullptr, mem.sums);
+      }
+      if (coop) {
+#pragma omp barrier
+      }
+      const Phase ph = phase_of(pc, kc, P.k);
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        const int64_t mc = min64(MC, m1 - ic);
+        const ABlock<T> ab = a_block(P, ic, mc, pc, kc, mem.a, false);
+        for (int64_t s = 0; s < nsl; ++s) {
+          const int cols = static_cast<int>(min64(NR, nc - s * NR));
+          for (int64_t i = 0; i < mc; i += kMR)
+            run_tile(x, ic + i, jc + s * NR, static_cast<int>(min64(kMR, mc - i)), cols, kc,
+                     ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, panel + s * NR * kc, NR,
+                     ph);
+        }
+      }
+      if (coop) {
+#pragma omp barrier
+      }
+      if (pc + kc >= P.k) break;
+    }
+  }
+}
+
+// Column sums of B when A has no rows (no tile runs, so no packing pass takes them).
+template <class T>
+void colsum_only(const GemmProblem<T>& P, const GemmBlocking& blk) {
+  constexpr int NR = tile_nr<T>();
+  T* sbuf = static_cast<T*>(tls_scratch.get(static_cast<size_t>(blk.kc * NR) * sizeof(T)));
+  for (int64_t j = 0; j < P.n; j += NR)
+    for (int64_t pc = 0; pc < P.k; pc += blk.kc)
+      pack_b_sliver(P.b + pc * P.b_rs + j * P.b_cs, P.b_rs, P.b_cs,
+                    static_cast<int>(min64(NR, P.n - j)), min64(blk.kc, P.k - pc), sbuf,
+                    P.b_colsum + j);
+}
+
+template <class T>
+void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
+  constexpr int NR = tile_nr<T>();
+  if (P.n <= 0) return;
+  if (P.m <= 0) {
+    if (P.b_colsum) colsum_only(P, blk);
+    return;
+  }
+  const int64_t n_pad = round_up(P.n, NR);
+  const int64_t KC = blk.kc, MC = blk.mc;
+
+  // The skinny path's blocks depend on the shape only, never on the thread count: a
+  // kc_skinny × nc_skinny panel takes about a quarter of L2 (two are in use at a time).
+  Ctx<T> x;
+  x.nc_skinny = min64(round_up(P.n, NR), blk.nc_skinny);
+  x.kc_skinny = max64(min64(blk.l2_bytes / 4 / (x.nc_skinny * static_cast<int64_t>(sizeof(T))),
+                            KC) / 8 * 8, 32);
+  const bool skinny_form = P.m <= kSkinnyRows;
+
+  int nt = num_threads();
+  if (omp_in_parallel() || P.m * P.n * max64(P.k, 1) < (int64_t{1} << 17)) nt = 1;
+  // Threads split M when each gets at least one full A block, else N.
+  const bool split_m = nt > 1 && !skinny_form && P.m >= nt * MC;
+  if (!split_m) nt = static_cast<int>(min64(nt, (P.n + NR - 1) / NR));
+
+  const bool gemv_form = P.m == 1 && !P.b_colsum && (P.b_cs == 1 || P.b_rs == 1);
+  const int64_t a_elems = max64(MC, round_up(kSkinnyRows, kMR)) * KC;
+  const int64_t b_elems = split_m ? 0
+                          : skinny_form
+                              ? max64(2 * x.kc_skinny * (x.nc_skinny + 64 / sizeof(T)) + 64, KC * NR)
+                              : KC * blk.nc;
+  const int64_t sum_elems = max64(blk.nc, x.nc_skinny);
+  const int64_t slice = round_up(a_elems + b_elems + sum_elems, 64 / sizeof(T));
+  const int64_t shared = split_m ? KC * blk.nc : 0;
+  const int64_t total = gemv_form ? n_pad + P.k : n_pad + shared + nt * slice;
+  T* mem = static_cast<T*>(tls_scratch.get(static_cast<size_t>(total) * sizeof(T)));
+
+  T* bias = nullptr;
+  if (P.bias) {
+    bias = mem;
+    for (int64_t j = 0; j < P.n; ++j) bias[j] = P.bias[j * P.bias_stride];
+    for (int64_t j = P.n; j < n_pad; ++j) bias[j] = T(0);
+  }
+  if (gemv_form && gemv(P, bias, mem + n_pad)) return;
+
+  x.P = &P;
+  x.blk = blk;
+  x.bias = bias;
+  for (int r = 1; r <= kMR; ++r) {
+    x.mid[r] = pick_tile<T>(r, LinearAct::none);
+    x.fin[r] = pick_tile<T>(r, P.act);
+  }
+  x.panel = mem + n_pad;
+  x.per_thread = mem + n_pad + shared;
+  x.slice = slice;
+  x.a_elems = a_elems;
+  x.b_elems = b_elems;
+
+  auto run = [&](int t, int team) {
+    if (split_m) {
+      // Row ranges in whole MR slivers; every thread joins every barrier, even with no rows.
+      const int64_t sl = (P.m + kMR - 1) / kMR;
+      work(x, t, team, min64(P.m, sl * t / team * kMR), min64(P.m, sl * (t + 1) / team * kMR), 0,
+           P.n, true);
+      return;
+    }
+    const int64_t sl = (P.n + NR - 1) / NR;
+    const int64_t c0 = min64(P.n, sl * t / team * NR), c1 = min64(P.n, sl * (t + 1) / team * NR);
+    if (c0 >= c1) return;
+    if (skinny_form)
+      skinny(x, t, c0, c1);
+    else
+      work(x, t, team, 0, P.m, c0, c1, false);
+  };
+  if (nt == 1) {
+    run(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  run(omp_get_thread_num(), omp_get_num_threads());
+}
+
+}  // namespace gemm_detail
+
+extern const GemmTable gemm_table = {
+    {gemm_detail::kMR, gemm_detail::tile_nr<float>()},
+    {gemm_detail::kMR, gemm_detail::tile_nr<double>()},
+    &gemm_detail::gemm<float>,
+    &gemm_detail::gemm<double>,
+    &gemm_detail::act_grad<float>,
+    &gemm_detail::act_grad<double>,
+};
+
+}  // namespace TK_NS
+}  // namespace tk

@@ -1,0 +1,98 @@
+// State one GEMM call shares between its loops and threads, and the scratch memory that
+// holds the packed operands.
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+
+#include "ops/gemm.h"
+#include "ops/gemm_micro-inl.h"
+#include "ops/gemm_pack-inl.h"
+
+namespace tk {
+namespace TK_NS {
+namespace gemm_detail {
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+// Grow-only scratch memory of the calling thread: packing buffers are reused across calls,
+// so a steady training loop neither allocates nor faults pages in.
+struct Scratch {
+  void* p = nullptr;
+  size_t bytes = 0;
+  void* get(size_t n) {
+    if (n > bytes) {
+      std::free(p);
+      bytes = 0;
+      p = std::aligned_alloc(64, static_cast<size_t>(round_up(static_cast<int64_t>(n), 64)));
+      if (p == nullptr) throw std::bad_alloc();
+      bytes = n;
+    }
+    return p;
+  }
+  ~Scratch() { std::free(p); }
+};
+inline thread_local Scratch tls_scratch;
+
+// Per-thread scratch: an A block, a B panel (a thread's own, or one sliver), column sums.
+template <class T>
+struct ThreadMem {
+  T* a;
+  T* b;
+  T* sums;
+};
+
+template <class T>
+struct Ctx {
+  const GemmProblem<T>* P;
+  GemmBlocking blk;
+  int64_t kc_skinny, nc_skinny;  // blocks of the skinny row-major path
+  const T* bias;                 // zero-padded to a multiple of NR, or null
+  TileFn<T> mid[kMR + 1], fin[kMR + 1];
+  T* panel;  // the shared B panel when threads split M
+  T* per_thread;
+  int64_t slice, a_elems, b_elems;
+  ThreadMem<T> mem(int tid) const {
+    T* base = per_thread + tid * slice;
+    return {base, base + a_elems, base + a_elems + b_elems};
+  }
+};
+
+inline Phase phase_of(int64_t pc, int64_t kc, int64_t k) {
+  const bool last = pc + kc >= k;
+  return pc == 0 ? (last ? Phase::only : Phase::first) : (last ? Phase::last : Phase::middle);
+}
+
+// The tile at C(i, j): rows × cols, with the activation only on the last K block.
+template <class T>
+inline void run_tile(const Ctx<T>& x, int64_t i, int64_t j, int rows, int cols, int64_t kc,
+                     const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t b_ks, Phase ph,
+                     PrefetchStream* pf = nullptr) {
+  const GemmProblem<T>& P = *x.P;
+  const TileOut<T> o{P.c + i * P.c_rs + j, P.c_rs, P.pre ? P.pre + i * P.pre_rs + j : nullptr,
+                     P.pre_rs, x.bias ? x.bias + j : nullptr};
+  const TileFn<T> fn = (ph == Phase::last || ph == Phase::only) ? x.fin[rows] : x.mid[rows];
+  fn(kc, a, a_rs, a_ks, b, b_ks, pf, o, cols, ph);
+}
+
+// A block of rows [0, mrows) × kc: read in place when A is row-major, else packed into
+// `buf`. Returns the first sliver; the next is `sliver_stride` further.
+template <class T>
+struct ABlock {
+  const T* a;
+  int64_t rs, ks, sliver_stride;
+};
+
+template <class T>
+ABlock<T> a_block(const GemmProblem<T>& P, int64_t i0, int64_t mrows, int64_t pc, int64_t kc,
+                  T* buf, bool in_place) {
+  if (in_place && P.a_cs == 1) return {P.a + i0 * P.a_rs + pc, P.a_rs, 1, kMR * P.a_rs};
+  pack_a_block(P.a + i0 * P.a_rs + pc * P.a_cs, P.a_rs, P.a_cs, mrows, kc, buf);
+  return {buf, 1, kMR, kMR * kc};
+}
+
+}  // namespace gemm_detail
+}  // namespace TK_NS
+}  // namespace tk

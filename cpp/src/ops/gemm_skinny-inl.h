@@ -1,0 +1,142 @@
+// Short M (up to kSkinnyRows rows): each element of B is used by few tiles, so B is read
+// once, from memory, packed into a panel that stays in L2 while all of M runs over it; A is
+// read in place when it is row-major.
+//
+// A row-major B goes kc_skinny rows × nc_skinny columns at a time through a panel that is
+// refilled while the tiles run (skinny_rows).
+// Any other layout of B goes one KC×NR sliver at a time (a column of B is contiguous in k).
+#pragma once
+#include <cstdint>
+
+#include "ops/gemm_ctx-inl.h"
+
+namespace tk {
+namespace TK_NS {
+namespace gemm_detail {
+
+constexpr int64_t kSkinnyRows = 64;
+
+// One kc×nc block of B in the skinny loop order (column chunks outer, K blocks inner).
+struct SkinnyBlock {
+  int64_t jc, nc, pc, kc;
+  bool valid;
+};
+
+template <class T>
+SkinnyBlock next_block(const Ctx<T>& x, const SkinnyBlock& b, int64_t n1) {
+  const int64_t K = x.P->k;
+  if (b.pc + b.kc < K) return {b.jc, b.nc, b.pc + b.kc, min64(x.kc_skinny, K - b.pc - b.kc), true};
+  const int64_t jc = b.jc + b.nc;
+  if (jc >= n1) return {0, 0, 0, 0, false};
+  return {jc, min64(x.nc_skinny, n1 - jc), 0, min64(x.kc_skinny, K), true};
+}
+
+template <class T>
+void skinny_tiles(const Ctx<T>& x, const ABlock<T>& ab, const T* panel, int64_t jc, int64_t s,
+                  int64_t nc, int64_t kc, Phase ph, PrefetchStream* pf) {
+  const GemmProblem<T>& P = *x.P;
+  constexpr int NR = tile_nr<T>();
+  const int cols = static_cast<int>(min64(NR, nc - s * NR));
+  for (int64_t i = 0; i < P.m; i += kMR)
+    run_tile(x, i, jc + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, kc,
+             ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, panel + s * NR * kc, NR, ph, pf);
+}
+
+// Rows [k0, k1) of a row-major block of B (nc columns) copied as rows of a panel with row
+// stride `ld`, zero-filled up to a whole number of slivers.
+template <class T>
+void copy_b_rows(const T* b, int64_t b_rs, int64_t nc, int64_t k0, int64_t k1, T* dst,
+                 int64_t ld) {
+  using S = Simd<T>;
+  constexpr int64_t L = static_cast<int64_t>(S::N);
+  const int64_t full = nc / L * L, padded = round_up(nc, tile_nr<T>());
+  for (int64_t k = k0; k < k1; ++k) {
+    const T* src = b + k * b_rs;
+    T* d = dst + k * ld;
+    for (int64_t j = 0; j < full; j += L) S::storeu(d + j, S::loadu(src + j));
+    if (full < nc)
+      S::storeu(d + full, S::load_partial(src + full, static_cast<size_t>(nc - full)));
+    for (int64_t j = round_up(nc, L); j < padded; j += L) S::storeu(d + j, S::zero());
+  }
+}
+
+// Row-major B, no column sums: a double-buffered panel that keeps B's row-major layout
+// (rows padded by a cache line, so a sliver's rows do not share cache sets) and is filled
+// progressively: after the tiles of each sliver, a few more rows of the next block are
+// copied, their lines fetched by software prefetch while those tiles computed. Memory then
+// streams B, in whole contiguous rows, while the cores multiply.
+template <class T>
+void skinny_rows(const Ctx<T>& x, const ThreadMem<T>& mem, int64_t n0, int64_t n1) {
+  const GemmProblem<T>& P = *x.P;
+  constexpr int NR = tile_nr<T>();
+  const int64_t tiles_m = (P.m + kMR - 1) / kMR;
+  const int64_t ld = x.nc_skinny + 64 / static_cast<int64_t>(sizeof(T));
+  T* buf[2] = {mem.b, mem.b + x.kc_skinny * ld};
+  SkinnyBlock cur{n0, min64(x.nc_skinny, n1 - n0), 0, min64(x.kc_skinny, P.k), true};
+  copy_b_rows(P.b + n0, P.b_rs, cur.nc, 0, cur.kc, buf[0], ld);
+  for (int idx = 0;; ++idx) {
+    const SkinnyBlock nxt = next_block(x, cur, n1);
+    T* cp = buf[idx & 1];
+    T* np = buf[(idx + 1) & 1];
+    const T* nsrc = nxt.valid ? P.b + nxt.pc * P.b_rs + nxt.jc : nullptr;
+    const ABlock<T> ab = a_block(P, 0, P.m, cur.pc, cur.kc, mem.a, true);
+    const Phase ph = phase_of(cur.pc, cur.kc, P.k);
+    const int64_t nsl = (cur.nc + NR - 1) / NR;
+    const int64_t nk = nxt.valid ? nxt.kc : 0;
+    for (int64_t s = 0; s < nsl; ++s) {
+      // Rows copied after sliver s: [nk*s/nsl, nk*(s+1)/nsl); the first sliver also
+      // fetches its own.
+      PrefetchStream pf;
+      const int64_t r0 = s == 0 ? 0 : nk * (s + 1) / nsl, r1 = nk * (s + 2) / nsl;
+      if (r1 > r0) {
+        pf.row = reinterpret_cast<const char*>(nsrc + r0 * P.b_rs);
+        pf.bytes = nxt.nc * static_cast<int64_t>(sizeof(T));
+        pf.stride = P.b_rs * static_cast<int64_t>(sizeof(T));
+        pf.rows_left = r1 - r0;
+        const int64_t lines = pf.rows_left * ((pf.bytes + 63) / 64);
+        const int64_t steps = max64(tiles_m * cur.kc, 1);
+        pf.per_step = static_cast<int>((lines + steps - 1) / steps);
+      }
+      const int cols = static_cast<int>(min64(NR, cur.nc - s * NR));
+      for (int64_t i = 0; i < P.m; i += kMR)
+        run_tile(x, i, cur.jc + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, cur.kc,
+                 ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, cp + s * NR, ld, ph,
+                 pf.per_step ? &pf : nullptr);
+      const int64_t k0 = nk * s / nsl, k1 = nk * (s + 1) / nsl;
+      if (k1 > k0) copy_b_rows(nsrc, P.b_rs, nxt.nc, k0, k1, np, ld);
+    }
+    if (!nxt.valid) break;
+    cur = nxt;
+  }
+}
+
+// All rows of C, columns [n0, n1).
+template <class T>
+void skinny(const Ctx<T>& x, int tid, int64_t n0, int64_t n1) {
+  const GemmProblem<T>& P = *x.P;
+  constexpr int NR = tile_nr<T>();
+  const ThreadMem<T> mem = x.mem(tid);
+  if (P.b_cs == 1 && !P.b_colsum) {
+    skinny_rows(x, mem, n0, n1);
+    return;
+  }
+  const bool rows_form = P.b_cs == 1;
+  const int64_t KC = rows_form ? x.kc_skinny : x.blk.kc;
+  const int64_t NC = rows_form ? x.nc_skinny : NR;
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    const int64_t nc = min64(NC, n1 - jc);
+    for (int64_t pc = 0;; pc += KC) {
+      const int64_t kc = min64(KC, P.k - pc);
+      pack_b_panel(P.b + pc * P.b_rs + jc * P.b_cs, P.b_rs, P.b_cs, nc, kc, mem.b,
+                   P.b_colsum ? P.b_colsum + jc : nullptr, mem.sums);
+      const ABlock<T> ab = a_block(P, 0, P.m, pc, kc, mem.a, true);
+      for (int64_t s = 0; s * NR < nc; ++s)
+        skinny_tiles(x, ab, mem.b, jc, s, nc, kc, phase_of(pc, kc, P.k), nullptr);
+      if (pc + kc >= P.k) break;
+    }
+  }
+}
+
+}  // namespace gemm_detail
+}  // namespace TK_NS
+}  // namespace tk

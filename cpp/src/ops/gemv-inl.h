@@ -1,0 +1,192 @@
+// M == 1: y = act(x·W + bias) as a matrix-vector product that reads W once, at memory
+// speed, with no packing. A row-major W is streamed row by row into an L1-resident
+// accumulator row (y += x[k]·W[k,:]); a column-major W (a torch weight seen through .T) is
+// read column by column as dot products. Each output column is summed in a fixed order, so
+// splitting the columns over threads does not change the result.
+#pragma once
+#include <cstdint>
+
+#include "ops/gemm_micro-inl.h"
+#include "parallel.h"
+
+namespace tk {
+namespace TK_NS {
+namespace gemm_detail {
+
+// The epilogue for `len` finished sums: c = act(acc + bias), pre = acc + bias.
+template <class T, LinearAct A>
+void epilogue_run(const T* acc, int64_t len, const T* bias, T* pre, T* c) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int64_t L = static_cast<int64_t>(S::N);
+  for (int64_t j = 0; j < len; j += L) {
+    const size_t t = static_cast<size_t>(len - j < L ? len - j : L);
+    const bool whole = t == static_cast<size_t>(L);
+    V x = whole ? S::loadu(acc + j) : S::load_partial(acc + j, t);
+    if (bias) x = S::add(x, S::loadu(bias + j));
+    if (pre) {
+      if (whole)
+        S::storeu(pre + j, x);
+      else
+        S::store_partial(pre + j, x, t);
+    }
+    x = ActFwd<T, A>::apply(x);
+    if (whole)
+      S::storeu(c + j, x);
+    else
+      S::store_partial(c + j, x, t);
+  }
+}
+
+template <class T>
+using RunFn = void (*)(const T*, int64_t, const T*, T*, T*);
+
+template <class T>
+RunFn<T> pick_run(LinearAct act) {
+  switch (act) {
+    case LinearAct::relu:
+      return &epilogue_run<T, LinearAct::relu>;
+    case LinearAct::sigmoid:
+      return &epilogue_run<T, LinearAct::sigmoid>;
+    case LinearAct::tanh:
+      return &epilogue_run<T, LinearAct::tanh>;
+    case LinearAct::gelu:
+      return &epilogue_run<T, LinearAct::gelu>;
+    case LinearAct::gelu_tanh:
+      return &epilogue_run<T, LinearAct::gelu_tanh>;
+    case LinearAct::silu:
+      return &epilogue_run<T, LinearAct::silu>;
+    case LinearAct::none:
+      break;
+  }
+  return &epilogue_run<T, LinearAct::none>;
+}
+
+// Columns [j0, j0+len) of a row-major W, len <= row_chunk<T>(): the accumulator row stays
+// in L1 while kRows rows of W stream past it (several streams keep more reads in flight
+// than one).
+template <class T>
+constexpr int64_t row_chunk() {
+  return 16384 / static_cast<int64_t>(sizeof(T));
+}
+constexpr int kRows = 8;
+
+template <class T>
+void gemv_rows(const GemmProblem<T>& P, const T* bias, RunFn<T> run, int64_t j0, int64_t len) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int64_t L = static_cast<int64_t>(S::N);
+  alignas(64) T acc[row_chunk<T>() + 64];
+  const int64_t lenv = (len + L - 1) / L * L;
+  for (int64_t j = 0; j < lenv; j += L) S::storeu(acc + j, S::zero());
+  // Whole vectors of W, then one masked vector: nothing past column n is read.
+  const int64_t full = len / L * L;
+  const size_t tail = static_cast<size_t>(len - full);
+  const T* w0 = P.b + j0;
+  int64_t k = 0;
+  for (; k + kRows <= P.k; k += kRows) {
+    V x[kRows];
+    const T* w[kRows];
+#pragma GCC unroll 8
+    for (int u = 0; u < kRows; ++u) {
+      x[u] = S::set1(P.a[(k + u) * P.a_cs]);
+      w[u] = w0 + (k + u) * P.b_rs;
+    }
+    for (int64_t j = 0; j < full; j += L) {
+      V s = S::loadu(acc + j);
+#pragma GCC unroll 8
+      for (int u = 0; u < kRows; ++u) s = madd<S>(x[u], S::loadu(w[u] + j), s);
+      S::storeu(acc + j, s);
+    }
+    if (tail) {
+      V s = S::loadu(acc + full);
+#pragma GCC unroll 8
+      for (int u = 0; u < kRows; ++u) s = madd<S>(x[u], S::load_partial(w[u] + full, tail), s);
+      S::storeu(acc + full, s);
+    }
+  }
+  for (; k < P.k; ++k) {
+    const V x = S::set1(P.a[k * P.a_cs]);
+    const T* w = w0 + k * P.b_rs;
+    for (int64_t j = 0; j < full; j += L)
+      S::storeu(acc + j, madd<S>(x, S::loadu(w + j), S::loadu(acc + j)));
+    if (tail)
+      S::storeu(acc + full, madd<S>(x, S::load_partial(w + full, tail), S::loadu(acc + full)));
+  }
+  run(acc, len, bias ? bias + j0 : nullptr, P.pre ? P.pre + j0 : nullptr, P.c + j0);
+}
+
+// Columns [j0, j0+len) of a column-major W as dot products with a contiguous x.
+template <class T>
+void gemv_cols(const GemmProblem<T>& P, const T* x, const T* bias, RunFn<T> run, int64_t j0,
+               int64_t len) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int64_t L = static_cast<int64_t>(S::N);
+  constexpr int kG = 4;  // columns summed together: four independent chains per k step
+  constexpr int64_t kOut = 64;
+  alignas(64) T out[kOut];
+  const int64_t K = P.k, full = K / L * L;
+  const size_t tail = static_cast<size_t>(K - full);
+  for (int64_t c0 = 0; c0 < len; c0 += kOut) {
+    const int64_t cn = len - c0 < kOut ? len - c0 : kOut;
+    for (int64_t g = 0; g < cn; g += kG) {
+      const int gn = static_cast<int>(cn - g < kG ? cn - g : kG);
+      const T* col[kG];
+      for (int q = 0; q < kG; ++q) col[q] = P.b + (j0 + c0 + g + (q < gn ? q : 0)) * P.b_cs;
+      V s[kG];
+      for (int q = 0; q < kG; ++q) s[q] = S::zero();
+      for (int64_t k = 0; k < full; k += L) {
+        const V xv = S::loadu(x + k);
+#pragma GCC unroll 4
+        for (int q = 0; q < kG; ++q) s[q] = madd<S>(xv, S::loadu(col[q] + k), s[q]);
+      }
+      if (tail) {
+        const V xv = S::load_partial(x + full, tail);
+#pragma GCC unroll 4
+        for (int q = 0; q < kG; ++q)
+          s[q] = madd<S>(xv, S::load_partial(col[q] + full, tail), s[q]);
+      }
+      // Lanes summed in a fixed order (a plain loop, not a shuffle tree the compiler picks).
+      for (int q = 0; q < gn; ++q) {
+        T lanes[L];
+        S::storeu(lanes, s[q]);
+        T t = lanes[0];
+        for (int64_t l = 1; l < L; ++l) t += lanes[l];
+        out[g + q] = t;
+      }
+    }
+    const int64_t j = j0 + c0;
+    run(out, cn, bias ? bias + j : nullptr, P.pre ? P.pre + j : nullptr, P.c + j);
+  }
+}
+
+// True when the layout of W has a GEMV form; false leaves the problem to the tiled path.
+// `x_buf` holds K elements for a strided x when W is column-major.
+template <class T>
+bool gemv(const GemmProblem<T>& P, const T* bias, T* x_buf) {
+  const bool rows = P.b_cs == 1, cols = P.b_rs == 1 && P.k > 0;
+  if (!rows && !cols) return false;
+  const RunFn<T> run = pick_run<T>(P.act);
+  // A few microseconds of work per thread before a parallel region pays for itself.
+  const int64_t serial_cols = (int64_t{1} << 16) / (P.k + 1) + 1;
+  if (rows) {
+    parallel_chunks(P.n, 64, serial_cols, [&](int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; j += row_chunk<T>())
+        gemv_rows(P, bias, run, j, e - j < row_chunk<T>() ? e - j : row_chunk<T>());
+    });
+    return true;
+  }
+  const T* x = P.a;
+  if (P.a_cs != 1) {
+    for (int64_t k = 0; k < P.k; ++k) x_buf[k] = P.a[k * P.a_cs];
+    x = x_buf;
+  }
+  parallel_chunks(P.n, 16, serial_cols,
+                  [&](int64_t b, int64_t e) { gemv_cols(P, x, bias, run, b, e - b); });
+  return true;
+}
+
+}  // namespace gemm_detail
+}  // namespace TK_NS
+}  // namespace tk
