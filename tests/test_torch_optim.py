@@ -147,7 +147,8 @@ def test_parameters_without_gradients_are_skipped(data):
 
 def test_mixed_dtypes_in_one_group():
     torch.manual_seed(0)
-    a = [torch.nn.Parameter(torch.randn(5)), torch.nn.Parameter(torch.randn(7, dtype=torch.float64))]
+    a = [torch.nn.Parameter(torch.randn(5)),
+         torch.nn.Parameter(torch.randn(7, dtype=torch.float64))]
     b = [torch.nn.Parameter(p.detach().clone()) for p in a]
     opt_a, opt_b = tkt.Adam(a, lr=0.1), torch.optim.Adam(b, lr=0.1)
     for _ in range(3):
