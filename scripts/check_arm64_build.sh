@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 CXX=${CXX_AARCH64:-aarch64-linux-gnu-g++}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-flags=(-std=c++17 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Werror
+flags=(-std=c++17 -O2 -fPIC -fvisibility=hidden -fopenmp -Wall -Wextra -Wno-unused-parameter -Werror
        -DTRAINKERN_HAVE_SCALAR=1 -DTRAINKERN_HAVE_NEON=1 -Icpp/include -Icpp/src)
 for src in cpp/src/targets/scalar.cpp cpp/src/targets/neon.cpp cpp/src/dispatch.cpp \
            cpp/src/parallel.cpp cpp/src/ops/*.cpp; do

@@ -51,3 +51,50 @@ TOLERANCES.update({
     # JAX arrays through trainkern.optim.adam_update against the NumPy reference.
     ("adam_jax", "float32"): (2e-6, 1e-7),
 })
+
+# Elementwise math, float32: worst error in ULP of the float32 spacing at the float64 value
+# (subnormal spacing below FLT_MIN). Derivatives that cross zero (GELU, SiLU at x < 0) are
+# measured in ULP of |term1| + |term2| instead, the scale their cancellation starts from.
+ULPS = {
+    "exp": 4,
+    "expm1": 4,
+    "erf": 4,
+    "erfc": 6,
+    "sigmoid": 4,
+    "tanh": 4,
+    "gelu_erf": 6,
+    "gelu_tanh": 4,
+    "silu": 4,
+    "gelu_erf_grad": 8,
+    "gelu_tanh_grad": 8,
+    "silu_grad": 8,
+}
+# The same functions in float64: relative error against a 50-digit reference.
+F64_RTOL = 1e-14
+
+
+def ulp_error(actual, expected, scale=None):
+    """Per-element error of float32 `actual` in float32 ULP at `expected` (float64).
+
+    Where float32(expected) overflows, only the exact infinity passes; NaN must meet NaN.
+    """
+    a = np.asarray(actual).astype(np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    s = np.abs(e) if scale is None else np.asarray(scale, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        expo = np.floor(np.log2(np.maximum(s, 2.0**-126)))
+        err = np.abs(a - e) / 2.0 ** (expo - 23)
+        e32 = e.astype(np.float32)
+    err = np.where(np.isinf(e32), np.where(a == e32, 0.0, np.inf), err)
+    same = (a == e) | (np.isnan(a) & np.isnan(e))
+    return np.where(same, 0.0, np.where(np.isnan(err), np.inf, err))
+
+
+def assert_ulps(actual, expected, op, x, scale=None):
+    err = ulp_error(actual, expected, scale)
+    i = int(np.argmax(err))
+    limit = ULPS[op]
+    assert err[i] <= limit, (
+        f"{op}: {err[i]:.3g} ULP > {limit} at x={x.flat[i]!r}: got {np.asarray(actual).flat[i]!r}, "
+        f"expected {np.asarray(expected).flat[i]!r} ({int((err > limit).sum())} elements over)"
+    )

@@ -11,6 +11,7 @@ namespace tk {
 namespace bind {
 void register_runtime(py::module_& m);
 void register_optim(py::module_& m);
+void register_activations(py::module_& m);
 }  // namespace bind
 }  // namespace tk
 
@@ -24,4 +25,5 @@ PYBIND11_MODULE(_core, m) {
   }
   tk::bind::register_runtime(m);
   tk::bind::register_optim(m);
+  tk::bind::register_activations(m);
 }

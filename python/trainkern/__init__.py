@@ -10,6 +10,20 @@ leaves every array as it was.
 from __future__ import annotations
 
 from . import _core
+from ._activations import (
+    gelu,
+    gelu_backward,
+    leaky_relu,
+    leaky_relu_backward,
+    relu,
+    relu_backward,
+    sigmoid,
+    sigmoid_backward,
+    silu,
+    silu_backward,
+    tanh,
+    tanh_backward,
+)
 from ._core import available_isas, get_num_threads, isa
 from ._optim_multi import adam_step_multi, sgd_step_multi
 from ._roofline import roofline
@@ -21,6 +35,18 @@ __all__ = [
     "adam_step",
     "adam_step_multi",
     "available_isas",
+    "gelu",
+    "gelu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "relu",
+    "relu_backward",
+    "sigmoid",
+    "sigmoid_backward",
+    "silu",
+    "silu_backward",
+    "tanh",
+    "tanh_backward",
     "get_num_threads",
     "isa",
     "roofline",

@@ -11,8 +11,24 @@ import math
 
 import numpy as np
 
-__all__ = ["adam_step", "sgd_step"]
-__all__ += ["adam_step_multi", "sgd_step_multi"]
+__all__ = [
+    "adam_step",
+    "adam_step_multi",
+    "gelu",
+    "gelu_backward",
+    "leaky_relu",
+    "leaky_relu_backward",
+    "relu",
+    "relu_backward",
+    "sgd_step",
+    "sgd_step_multi",
+    "sigmoid",
+    "sigmoid_backward",
+    "silu",
+    "silu_backward",
+    "tanh",
+    "tanh_backward",
+]
 
 
 def _fma(a, b, c):
@@ -165,3 +181,114 @@ def sgd_step_multi(
             params[i], grads[i], bufs[i], lr=lr, momentum=momentum, dampening=dampening,
             nesterov=nesterov, weight_decay=weight_decay, maximize=maximize, step=steps[i],
         )
+
+
+# Activations: computed in float64 (the accuracy the kernels are held to) and rounded once
+# to the input's dtype. Limits at +-inf are taken explicitly where the formula gives inf * 0.
+
+_GELU_K = 2.0 * math.sqrt(2.0 / math.pi)  # u = 2z = K (x + 0.044715 x^3)
+_GELU_A = 0.044715
+
+
+def _finish(value, like, out):
+    value = value.astype(np.asarray(like).dtype)
+    if out is None:
+        return value
+    np.copyto(np.asarray(out), value)
+    return out
+
+
+def _f64(x):
+    return np.asarray(x).astype(np.float64)
+
+
+def _sigmoid_pair(u):
+    """sigmoid(u), sigmoid(-u) without overflow."""
+    e = np.exp(-np.abs(u))
+    pos, neg = 1.0 / (1.0 + e), e / (1.0 + e)
+    return np.where(u >= 0, pos, neg), np.where(u >= 0, neg, pos)
+
+
+def _erfc(v):
+    return np.frompyfunc(math.erfc, 1, 1)(v).astype(np.float64)
+
+
+def _at_inf(x, value, pos, neg):
+    return np.where(np.isposinf(x), pos, np.where(np.isneginf(x), neg, value))
+
+
+def _gelu_parts(x, approximate):
+    """(Phi-like factor s, x * ds/dx) of gelu = x * s."""
+    if approximate == "none":
+        s = 0.5 * _erfc(-x / math.sqrt(2.0))
+        return s, x * np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
+    if approximate == "tanh":
+        s, sm = _sigmoid_pair(_GELU_K * (x + _GELU_A * x**3))
+        return s, x * _GELU_K * (1.0 + 3.0 * _GELU_A * x * x) * s * sm
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def relu(x, *, out=None):
+    return _finish(np.maximum(_f64(x), 0.0), x, out)
+
+
+def leaky_relu(x, negative_slope=0.01, *, out=None):
+    v = _f64(x)
+    return _finish(np.where(v > 0, v, v * negative_slope), x, out)
+
+
+def sigmoid(x, *, out=None):
+    return _finish(_sigmoid_pair(_f64(x))[0], x, out)
+
+
+def tanh(x, *, out=None):
+    return _finish(np.tanh(_f64(x)), x, out)
+
+
+def gelu(x, approximate="none", *, out=None):
+    v = _f64(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = v * _gelu_parts(v, approximate)[0]
+    return _finish(_at_inf(v, y, np.inf, 0.0), x, out)
+
+
+def silu(x, *, out=None):
+    v = _f64(x)
+    with np.errstate(invalid="ignore"):
+        y = v * _sigmoid_pair(v)[0]
+    return _finish(_at_inf(v, y, np.inf, 0.0), x, out)
+
+
+def relu_backward(grad_y, x, *, out=None):
+    return _finish(np.where(_f64(x) <= 0, 0.0, _f64(grad_y)), grad_y, out)
+
+
+def leaky_relu_backward(grad_y, x, negative_slope=0.01, *, out=None):
+    g = _f64(grad_y)
+    return _finish(np.where(_f64(x) > 0, g, g * negative_slope), grad_y, out)
+
+
+def sigmoid_backward(grad_y, y, *, out=None):
+    v = _f64(y)
+    return _finish(_f64(grad_y) * v * (1.0 - v), grad_y, out)
+
+
+def tanh_backward(grad_y, y, *, out=None):
+    v = _f64(y)
+    return _finish(_f64(grad_y) * (1.0 - v * v), grad_y, out)
+
+
+def gelu_backward(grad_y, x, approximate="none", *, out=None):
+    v = _f64(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s, t = _gelu_parts(v, approximate)
+        d = _at_inf(v, s + t, 1.0, 0.0)
+    return _finish(_f64(grad_y) * d, grad_y, out)
+
+
+def silu_backward(grad_y, x, *, out=None):
+    v = _f64(x)
+    s, sm = _sigmoid_pair(v)
+    with np.errstate(invalid="ignore"):
+        d = _at_inf(v, s + v * s * sm, 1.0, 0.0)
+    return _finish(_f64(grad_y) * d, grad_y, out)

@@ -69,4 +69,17 @@ double stream_pass(StreamKind kind, float* const* arrays, int64_t n);
 // Peak FMA throughput of the active target on num_threads() threads, in GFLOP/s.
 double peak_gflops(bool f64);
 
+// Elementwise activations (ops/activations-inl.h).
+enum class Activation : int { relu = 0, leaky_relu, sigmoid, tanh, gelu_erf, gelu_tanh, silu };
+// y = act(x) over n elements; y may be x (in place) but must not overlap it otherwise.
+// slope: leaky_relu's negative_slope (ignored by the others).
+void activation_forward(Activation act, const float* x, float* y, int64_t n, float slope);
+void activation_forward(Activation act, const double* x, double* y, int64_t n, double slope);
+// grad_x = grad_y * act'(v), where v is the forward input x, except sigmoid and tanh, which
+// take the forward output y. grad_x may be grad_y or v.
+void activation_backward(Activation act, const float* grad_y, const float* v, float* grad_x,
+                         int64_t n, float slope);
+void activation_backward(Activation act, const double* grad_y, const double* v,
+                         double* grad_x, int64_t n, double slope);
+
 }  // namespace tk

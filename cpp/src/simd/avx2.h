@@ -34,6 +34,8 @@ struct Simd<float> {
   static V loadu(const float* p) { return {_mm256_loadu_ps(p)}; }
   static void storeu(float* p, V x) { _mm256_storeu_ps(p, x.v); }
   static void stream(float* p, V x) { _mm256_stream_ps(p, x.v); }
+  // Orders this thread's stream() stores before its later stores (end of a streamed pass).
+  static void stream_fence() { _mm_sfence(); }
   static V load_partial(const float* p, size_t n) {
     return {_mm256_maskload_ps(p, detail::tail_mask32(n))};
   }
@@ -48,6 +50,24 @@ struct Simd<float> {
   static V abs(V a) { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v)}; }
   static V sqrt(V a) { return {_mm256_sqrt_ps(a.v)}; }
   static V fmadd(V a, V b, V c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }
+  static V fnmadd(V a, V b, V c) { return {_mm256_fnmadd_ps(a.v, b.v, c.v)}; }
+  static V fmsub(V a, V b, V c) { return {_mm256_fmsub_ps(a.v, b.v, c.v)}; }
+  static V round(V a) { return {_mm256_round_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+  // a * 2^n for integral n with |n| <= 252: two factors 2^h, 2^(n-h), each a normal float,
+  // so that a subnormal result is rounded once (by the second multiply).
+  static V ldexp(V a, V n) {
+    const __m256i k = _mm256_cvtps_epi32(n.v), h = _mm256_srai_epi32(k, 1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    const __m256i f1 = _mm256_slli_epi32(_mm256_add_epi32(h, bias), 23);
+    const __m256i f2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(k, h), bias), 23);
+    return {_mm256_mul_ps(_mm256_mul_ps(a.v, _mm256_castsi256_ps(f1)), _mm256_castsi256_ps(f2))};
+  }
+  // -|a|: one OR with the sign bit
+  static V nabs(V a) { return {_mm256_or_ps(a.v, _mm256_set1_ps(-0.0f))}; }
+  static V copysign(V mag, V sgn) {
+    const __m256 m = _mm256_set1_ps(-0.0f);
+    return {_mm256_or_ps(_mm256_andnot_ps(m, mag.v), _mm256_and_ps(m, sgn.v))};
+  }
   static V min(V a, V b) { return {_mm256_min_ps(a.v, b.v)}; }
   static V max(V a, V b) { return {_mm256_max_ps(a.v, b.v)}; }
   static M lt(V a, V b) { return _mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ); }
@@ -89,6 +109,8 @@ struct Simd<double> {
   static V loadu(const double* p) { return {_mm256_loadu_pd(p)}; }
   static void storeu(double* p, V x) { _mm256_storeu_pd(p, x.v); }
   static void stream(double* p, V x) { _mm256_stream_pd(p, x.v); }
+  // Orders this thread's stream() stores before its later stores (end of a streamed pass).
+  static void stream_fence() { _mm_sfence(); }
   static V load_partial(const double* p, size_t n) {
     return {_mm256_maskload_pd(p, detail::tail_mask64(n))};
   }
@@ -103,6 +125,25 @@ struct Simd<double> {
   static V abs(V a) { return {_mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v)}; }
   static V sqrt(V a) { return {_mm256_sqrt_pd(a.v)}; }
   static V fmadd(V a, V b, V c) { return {_mm256_fmadd_pd(a.v, b.v, c.v)}; }
+  static V fnmadd(V a, V b, V c) { return {_mm256_fnmadd_pd(a.v, b.v, c.v)}; }
+  static V fmsub(V a, V b, V c) { return {_mm256_fmsub_pd(a.v, b.v, c.v)}; }
+  static V round(V a) { return {_mm256_round_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)}; }
+  // a * 2^n for integral n with |n| <= 2044, in two normal factors as for float. AVX2 has no
+  // double -> int64 conversion: adding 1.5 * 2^52 leaves the integer in the low mantissa bits.
+  static V ldexp(V a, V n) {
+    const __m256d magic = _mm256_set1_pd(6755399441055744.0 + 1023.0);
+    const __m256d h = _mm256_round_pd(_mm256_mul_pd(n.v, _mm256_set1_pd(0.5)),
+                                      _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    const __m256i f1 = _mm256_slli_epi64(_mm256_castpd_si256(_mm256_add_pd(h, magic)), 52);
+    const __m256i f2 =
+        _mm256_slli_epi64(_mm256_castpd_si256(_mm256_add_pd(_mm256_sub_pd(n.v, h), magic)), 52);
+    return {_mm256_mul_pd(_mm256_mul_pd(a.v, _mm256_castsi256_pd(f1)), _mm256_castsi256_pd(f2))};
+  }
+  static V nabs(V a) { return {_mm256_or_pd(a.v, _mm256_set1_pd(-0.0))}; }
+  static V copysign(V mag, V sgn) {
+    const __m256d m = _mm256_set1_pd(-0.0);
+    return {_mm256_or_pd(_mm256_andnot_pd(m, mag.v), _mm256_and_pd(m, sgn.v))};
+  }
   static V min(V a, V b) { return {_mm256_min_pd(a.v, b.v)}; }
   static V max(V a, V b) { return {_mm256_max_pd(a.v, b.v)}; }
   static M lt(V a, V b) { return _mm256_cmp_pd(a.v, b.v, _CMP_LT_OQ); }

@@ -25,6 +25,8 @@ struct Simd<float> {
   static V loadu(const float* p) { return {_mm512_loadu_ps(p)}; }
   static void storeu(float* p, V x) { _mm512_storeu_ps(p, x.v); }
   static void stream(float* p, V x) { _mm512_stream_ps(p, x.v); }
+  // Orders this thread's stream() stores before its later stores (end of a streamed pass).
+  static void stream_fence() { _mm_sfence(); }
   static V load_partial(const float* p, size_t n) { return {_mm512_maskz_loadu_ps(tail(n), p)}; }
   static void store_partial(float* p, V x, size_t n) { _mm512_mask_storeu_ps(p, tail(n), x.v); }
   static V add(V a, V b) { return {_mm512_add_ps(a.v, b.v)}; }
@@ -38,6 +40,24 @@ struct Simd<float> {
   static V abs(V a) { return {_mm512_abs_ps(a.v)}; }
   static V sqrt(V a) { return {_mm512_sqrt_ps(a.v)}; }
   static V fmadd(V a, V b, V c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+  static V fnmadd(V a, V b, V c) { return {_mm512_fnmadd_ps(a.v, b.v, c.v)}; }
+  static V fmsub(V a, V b, V c) { return {_mm512_fmsub_ps(a.v, b.v, c.v)}; }
+  static V round(V a) {
+    return {_mm512_roundscale_ps(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+  }
+  // vscalefps rounds once, so results in the subnormal range are correctly rounded.
+  static V ldexp(V a, V n) { return {_mm512_scalef_ps(a.v, n.v)}; }
+  // -|a|: one OR with the sign bit
+  static V nabs(V a) {
+    return {_mm512_castsi512_ps(
+        _mm512_or_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN)))};
+  }
+  static V copysign(V mag, V sgn) {
+    const __m512i m = _mm512_set1_epi32(INT32_MIN);
+    // bitwise select: sign bit from sgn, the rest from mag
+    return {_mm512_castsi512_ps(_mm512_ternarylogic_epi32(m, _mm512_castps_si512(sgn.v),
+                                                          _mm512_castps_si512(mag.v), 0xCA))};
+  }
   static V min(V a, V b) { return {_mm512_min_ps(a.v, b.v)}; }
   static V max(V a, V b) { return {_mm512_max_ps(a.v, b.v)}; }
   static M lt(V a, V b) { return _mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ); }
@@ -81,6 +101,8 @@ struct Simd<double> {
   static V loadu(const double* p) { return {_mm512_loadu_pd(p)}; }
   static void storeu(double* p, V x) { _mm512_storeu_pd(p, x.v); }
   static void stream(double* p, V x) { _mm512_stream_pd(p, x.v); }
+  // Orders this thread's stream() stores before its later stores (end of a streamed pass).
+  static void stream_fence() { _mm_sfence(); }
   static V load_partial(const double* p, size_t n) { return {_mm512_maskz_loadu_pd(tail(n), p)}; }
   static void store_partial(double* p, V x, size_t n) { _mm512_mask_storeu_pd(p, tail(n), x.v); }
   static V add(V a, V b) { return {_mm512_add_pd(a.v, b.v)}; }
@@ -94,6 +116,23 @@ struct Simd<double> {
   static V abs(V a) { return {_mm512_abs_pd(a.v)}; }
   static V sqrt(V a) { return {_mm512_sqrt_pd(a.v)}; }
   static V fmadd(V a, V b, V c) { return {_mm512_fmadd_pd(a.v, b.v, c.v)}; }
+  static V fnmadd(V a, V b, V c) { return {_mm512_fnmadd_pd(a.v, b.v, c.v)}; }
+  static V fmsub(V a, V b, V c) { return {_mm512_fmsub_pd(a.v, b.v, c.v)}; }
+  static V round(V a) {
+    return {_mm512_roundscale_pd(a.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)};
+  }
+  // vscalefpd rounds once, so results in the subnormal range are correctly rounded.
+  static V ldexp(V a, V n) { return {_mm512_scalef_pd(a.v, n.v)}; }
+  static V nabs(V a) {
+    return {_mm512_castsi512_pd(
+        _mm512_or_si512(_mm512_castpd_si512(a.v), _mm512_set1_epi64(INT64_MIN)))};
+  }
+  static V copysign(V mag, V sgn) {
+    const __m512i m = _mm512_set1_epi64(INT64_MIN);
+    // bitwise select: sign bit from sgn, the rest from mag
+    return {_mm512_castsi512_pd(_mm512_ternarylogic_epi64(m, _mm512_castpd_si512(sgn.v),
+                                                          _mm512_castpd_si512(mag.v), 0xCA))};
+  }
   static V min(V a, V b) { return {_mm512_min_pd(a.v, b.v)}; }
   static V max(V a, V b) { return {_mm512_max_pd(a.v, b.v)}; }
   static M lt(V a, V b) { return _mm512_cmp_pd_mask(a.v, b.v, _CMP_LT_OQ); }

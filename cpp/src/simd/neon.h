@@ -25,6 +25,8 @@ struct Simd<float> {
   static V loadu(const float* p) { return {vld1q_f32(p)}; }
   static void storeu(float* p, V x) { vst1q_f32(p, x.v); }
   static void stream(float* p, V x) { vst1q_f32(p, x.v); }
+  // stream() is a plain store here: nothing to order.
+  static void stream_fence() {}
   static V load_partial(const float* p, size_t n) {
     float b[4] = {0, 0, 0, 0};
     std::memcpy(b, p, n * sizeof(float));
@@ -43,6 +45,18 @@ struct Simd<float> {
   static V abs(V a) { return {vabsq_f32(a.v)}; }
   static V sqrt(V a) { return {vsqrtq_f32(a.v)}; }
   static V fmadd(V a, V b, V c) { return {vfmaq_f32(c.v, a.v, b.v)}; }
+  static V fnmadd(V a, V b, V c) { return {vfmsq_f32(c.v, a.v, b.v)}; }
+  static V fmsub(V a, V b, V c) { return {vfmaq_f32(vnegq_f32(c.v), a.v, b.v)}; }
+  static V round(V a) { return {vrndnq_f32(a.v)}; }
+  // a * 2^n for integral n with |n| <= 252, in two normal factors (one rounding).
+  static V ldexp(V a, V n) {
+    const int32x4_t k = vcvtq_s32_f32(n.v), h = vshrq_n_s32(k, 1), bias = vdupq_n_s32(127);
+    const int32x4_t f1 = vshlq_n_s32(vaddq_s32(h, bias), 23);
+    const int32x4_t f2 = vshlq_n_s32(vaddq_s32(vsubq_s32(k, h), bias), 23);
+    return {vmulq_f32(vmulq_f32(a.v, vreinterpretq_f32_s32(f1)), vreinterpretq_f32_s32(f2))};
+  }
+  static V nabs(V a) { return {vnegq_f32(vabsq_f32(a.v))}; }
+  static V copysign(V mag, V sgn) { return {vbslq_f32(vdupq_n_u32(0x80000000u), sgn.v, mag.v)}; }
   // Match x86: the second operand wins when the compare is false (NaN included).
   static V min(V a, V b) { return {vbslq_f32(vcltq_f32(a.v, b.v), a.v, b.v)}; }
   static V max(V a, V b) { return {vbslq_f32(vcgtq_f32(a.v, b.v), a.v, b.v)}; }
@@ -75,6 +89,8 @@ struct Simd<double> {
   static V loadu(const double* p) { return {vld1q_f64(p)}; }
   static void storeu(double* p, V x) { vst1q_f64(p, x.v); }
   static void stream(double* p, V x) { vst1q_f64(p, x.v); }
+  // stream() is a plain store here: nothing to order.
+  static void stream_fence() {}
   static V load_partial(const double* p, size_t n) {
     double b[2] = {0, 0};
     std::memcpy(b, p, n * sizeof(double));
@@ -93,6 +109,20 @@ struct Simd<double> {
   static V abs(V a) { return {vabsq_f64(a.v)}; }
   static V sqrt(V a) { return {vsqrtq_f64(a.v)}; }
   static V fmadd(V a, V b, V c) { return {vfmaq_f64(c.v, a.v, b.v)}; }
+  static V fnmadd(V a, V b, V c) { return {vfmsq_f64(c.v, a.v, b.v)}; }
+  static V fmsub(V a, V b, V c) { return {vfmaq_f64(vnegq_f64(c.v), a.v, b.v)}; }
+  static V round(V a) { return {vrndnq_f64(a.v)}; }
+  // a * 2^n for integral n with |n| <= 2044, in two normal factors (one rounding).
+  static V ldexp(V a, V n) {
+    const int64x2_t k = vcvtq_s64_f64(n.v), h = vshrq_n_s64(k, 1), bias = vdupq_n_s64(1023);
+    const int64x2_t f1 = vshlq_n_s64(vaddq_s64(h, bias), 52);
+    const int64x2_t f2 = vshlq_n_s64(vaddq_s64(vsubq_s64(k, h), bias), 52);
+    return {vmulq_f64(vmulq_f64(a.v, vreinterpretq_f64_s64(f1)), vreinterpretq_f64_s64(f2))};
+  }
+  static V nabs(V a) { return {vnegq_f64(vabsq_f64(a.v))}; }
+  static V copysign(V mag, V sgn) {
+    return {vbslq_f64(vdupq_n_u64(0x8000000000000000ull), sgn.v, mag.v)};
+  }
   static V min(V a, V b) { return {vbslq_f64(vcltq_f64(a.v, b.v), a.v, b.v)}; }
   static V max(V a, V b) { return {vbslq_f64(vcgtq_f64(a.v, b.v), a.v, b.v)}; }
   static M lt(V a, V b) { return vcltq_f64(a.v, b.v); }

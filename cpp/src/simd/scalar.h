@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 namespace tk {
 namespace TK_NS {
@@ -21,6 +22,8 @@ struct Simd {
   static V loadu(const T* p) { return {*p}; }
   static void storeu(T* p, V x) { *p = x.v; }
   static void stream(T* p, V x) { *p = x.v; }
+  // stream() is a plain store here: nothing to order.
+  static void stream_fence() {}
   static V load_partial(const T* p, size_t n) { return {n ? *p : T(0)}; }
   static void store_partial(T* p, V x, size_t n) {
     if (n) *p = x.v;
@@ -34,6 +37,19 @@ struct Simd {
   static V sqrt(V a) { return {std::sqrt(a.v)}; }
   // a*b + c rounded once, like the vector targets' FMA.
   static V fmadd(V a, V b, V c) { return {std::fma(a.v, b.v, c.v)}; }
+  static V fnmadd(V a, V b, V c) { return {std::fma(-a.v, b.v, c.v)}; }
+  static V fmsub(V a, V b, V c) { return {std::fma(a.v, b.v, -c.v)}; }
+  // Nearest, ties to even, without libm: adding 2^(mantissa bits) to |a| rounds in the
+  // current (default) mode; larger magnitudes are already integers.
+  static V round(V a) {
+    const T big = T(std::is_same<T, float>::value ? 8388608.0 : 4503599627370496.0);
+    const T m = std::fabs(a.v);
+    return {m < big ? std::copysign((m + big) - big, a.v) : a.v};
+  }
+  // a * 2^n for integral n (|n| <= 2044), rounded once.
+  static V ldexp(V a, V n) { return {std::ldexp(a.v, static_cast<int>(n.v))}; }
+  static V nabs(V a) { return {-std::fabs(a.v)}; }
+  static V copysign(V mag, V sgn) { return {std::copysign(mag.v, sgn.v)}; }
   // x86 semantics: the second operand is returned when either is NaN.
   static V min(V a, V b) { return {a.v < b.v ? a.v : b.v}; }
   static V max(V a, V b) { return {a.v > b.v ? a.v : b.v}; }

@@ -3,5 +3,9 @@
 #define TK_NS neon
 #include "simd/neon.h"
 
+#include "ops/vmath-inl.h"
+
+#include "ops/activations-inl.h"
 #include "ops/optim-inl.h"
 #include "ops/roofline-inl.h"
+#include "ops/vmath_eval-inl.h"

@@ -1,0 +1,429 @@
+// Vectorised elementary functions and the activations built on them, written once against
+// Simd<T> and compiled per target (each target TU includes this after its simd header).
+//
+// Accuracy (tests/test_vmath.py): float within 4 ULP of the float64 value over the whole
+// range, double within 1e-14 relative; NaN propagates; +-inf give the limits; results that
+// are subnormal are rounded once from an unscaled value (the final ldexp), never computed
+// from a subnormal intermediate. Coefficients come from scripts/fit_vmath.py.
+//
+// Clamps use S::max(bound, x) / S::min(bound, x): the x86 rule returns the second operand
+// when either is NaN, so NaN passes through every clamp.
+#pragma once
+#include <cstddef>
+
+// Forced inlining: GCC otherwise calls GELU and friends out of line from the kernel loops,
+// which costs a third of their throughput.
+#if defined(__GNUC__) || defined(__clang__)
+#define TK_VMATH_INLINE inline __attribute__((always_inline))
+#else
+#define TK_VMATH_INLINE inline
+#endif
+
+namespace tk {
+namespace TK_NS {
+
+template <class T>
+struct VmathCoef;
+
+template <>
+struct VmathCoef<float> {
+  // exp(x) is 0 below -104 and inf above 89. The clamp goes lower, to where even a product
+  // of exp(x) with a factor up to 2^90 rounds to 0 (the targets' ldexp takes |n| <= 252).
+  static constexpr float exp_lo = -170.0f, exp_hi = 89.0f;
+  // x sigmoid(u) and its derivative have reached 0 or 1 past +-sig_bound.
+  static constexpr float sig_bound = 128.0f;
+  static constexpr float log2e = 1.44269502162933349609375f;
+  static constexpr float ln2_hi = 0.693147182464599609375f, ln2_lo = -1.9046542121259336e-09f;
+  // exp(r) = 1 + r + r^2 P(r) on [-ln2/2, ln2/2]
+  static constexpr float exp_p[5] = {0.5f, 0.16666577756404877f, 0.041666556149721146f,
+                                     0.008363173343241215f, 0.0013926175888627768f};
+  // tanh(x) rounds to +-1 past this
+  static constexpr float tanh_sat = 9.1f;
+  // Normal tail Q(a) = exp(-a^2/2) R(a) with R = N(a) / D(a) on [0, gelu_grad_amax]; the
+  // coefficients are all positive, so neither polynomial cancels. (A polynomial in
+  // t = k / (k + a) turns the rounding of t into an error of ~k ULP in a.)
+  static constexpr bool tail_rational = true;
+  static constexpr float tail_n[5] = {0.5f, 0.441292941570282f, 0.18553251028060913f,
+                                      0.04142918810248375f, 0.0042403400875627995f};
+  static constexpr float tail_d[6] = {1.0f,
+                                      1.6804710626602173f,
+                                      1.2118803262710571f,
+                                      0.4755527973175049f,
+                                      0.10385336726903915f,
+                                      0.010628851130604744f};
+  // GELU(-a) rounds to -0 past gelu_amax, GELU'(-a) past gelu_grad_amax.
+  static constexpr float gelu_amax = 14.36f, gelu_grad_amax = 14.55f;
+  // erf(x) = x E(x^2) for |x| <= 1/2
+  static constexpr float erf_p[7] = {1.128379225730896f,     -0.37612637877464294f,
+                                     0.11283791065216064f,   -0.026866110041737556f,
+                                     0.005223275627940893f,  -0.0008506765007041395f,
+                                     0.00010822775220731273f};
+  static constexpr float sqrt2 = 1.41421353816986083984375f;
+  static constexpr float inv_sqrt_2pi = 0.3989422917366028f;
+  // GELU tanh form: 2 sqrt(2/pi) and 0.044715 as hi + lo pairs
+  static constexpr float gt_k_hi = 1.5957691669464111f, gt_k_lo = -4.534068054340423e-08f;
+  static constexpr float gt_a_hi = 0.044714998453855515f, gt_a_lo = 1.5461444347053543e-09f;
+};
+
+template <>
+struct VmathCoef<double> {
+  static constexpr double exp_lo = -1400.0, exp_hi = 710.0;
+  static constexpr double sig_bound = 1024.0;
+  static constexpr double log2e = 1.4426950408889634;
+  static constexpr double ln2_hi = 0.6931471805599453, ln2_lo = 2.3190468138462996e-17;
+  static constexpr double exp_p[10] = {
+      0.5000000000000001,     0.16666666666666669,    0.041666666666624164,
+      0.008333333333330065,   0.0013888888917196719,  0.00019841269863040545,
+      2.4801521322368692e-05, 2.7557268480310024e-06, 2.7620075879983367e-07,
+      2.5100375832561234e-08};
+  static constexpr double tanh_sat = 19.1;
+  // R(a) = t P(t), t = k / (k + a): in double the rounding of t costs ~1e-16 only.
+  static constexpr bool tail_rational = false;
+  static constexpr double tail_k = 4.0;
+  static constexpr double tail_p[23] = {
+      0.09973557010405075,    0.0997355698275493,   0.0935021062324809,   0.08103495845227489,
+      0.06350624358259162,    0.04321632687564621,  0.023622878070370446, 0.005825427459598494,
+      0.0034509249607885405,  -0.031391418335187646, 0.07001574173813635, -0.180842653964667,
+      0.34163964946165565,    -0.48321453235115563, 0.4995813901930216,   -0.2990961070758562,
+      -0.028583499986237052,  0.25276231305149177,  -0.2623036361271442,  0.15141742929720106,
+      -0.05356457693281953,   0.010950183424583466, -0.0010002879583737698};
+  static constexpr double gelu_amax = 38.59, gelu_grad_amax = 38.68;
+  static constexpr double erf_p[12] = {
+      1.1283791670955126,     -0.37612638903183754,   0.11283791670955126,
+      -0.026866170645131242,  0.005223977625441806,   -0.0008548327023363943,
+      0.00012055332969230665, -1.4925649162903559e-05, 1.6462038363970583e-06,
+      -1.636264690374604e-07, 1.4721521176389801e-08, -1.0958654538847351e-09};
+  static constexpr double sqrt2 = 1.4142135623730951;
+  static constexpr double inv_sqrt_2pi = 0.3989422804014327;
+  static constexpr double gt_k_hi = 1.5957691216057308, gt_k_lo = -9.96930880911092e-17;
+  static constexpr double gt_a_hi = 0.044715, gt_a_lo = 2.1960211427085595e-18;
+};
+
+namespace vmath_detail {
+
+// Horner's rule, coefficients low order first.
+template <class T, size_t K>
+TK_VMATH_INLINE typename Simd<T>::V poly(typename Simd<T>::V x, const T (&c)[K]) {
+  using S = Simd<T>;
+  typename S::V r = S::set1(c[K - 1]);
+  for (size_t i = K - 1; i-- > 0;) r = S::fmadd(r, x, S::set1(c[i]));
+  return r;
+}
+
+// exp(y + ylo) = p * 2^n for y in [exp_lo, exp_hi] (NaN passes), |ylo| << ulp(y) a low part
+// that carries what y could not hold. p is in [0.7, 1.42]; scaling is left to the caller so
+// that a product with p can be rounded once into the subnormal range.
+template <class T>
+struct ExpParts {
+  typename Simd<T>::V p, n;
+};
+
+template <class T, bool HasLo>
+TK_VMATH_INLINE ExpParts<T> exp_parts(typename Simd<T>::V y, typename Simd<T>::V ylo) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  const auto n = S::round(S::mul(y, S::set1(C::log2e)));
+  // y - n ln2 in two steps: the first is exact (the FMA keeps the product whole).
+  auto r = S::fnmadd(n, S::set1(C::ln2_hi), y);
+  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
+  if (HasLo) r = S::add(r, ylo);
+  auto p = poly<T>(r, C::exp_p);
+  p = S::fmadd(p, r, S::set1(T(1)));
+  p = S::fmadd(p, r, S::set1(T(1)));
+  return {p, n};
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V clamp_exp_arg(typename Simd<T>::V y) {
+  using S = Simd<T>;
+  return S::min(S::set1(VmathCoef<T>::exp_hi), S::max(S::set1(VmathCoef<T>::exp_lo), y));
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V clamp_exp_lo(typename Simd<T>::V y) {
+  using S = Simd<T>;
+  return S::max(S::set1(VmathCoef<T>::exp_lo), y);
+}
+
+// expm1(y) for y in [0, 2 tanh_sat] (NaN passes): 2^n (e^r - 1) + (2^n - 1) with e^r - 1 from
+// r + r^2 P(r), so there is no cancellation near 0.
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V expm1_core(typename Simd<T>::V y) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  const auto n = S::round(S::mul(y, S::set1(C::log2e)));
+  auto r = S::fnmadd(n, S::set1(C::ln2_hi), y);
+  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
+  const auto em = S::fmadd(S::mul(r, r), poly<T>(r, C::exp_p), r);
+  const auto one = S::set1(T(1));
+  const auto two_n = S::ldexp(one, n);
+  return S::fmadd(two_n, em, S::sub(two_n, one));
+}
+
+// v * R(a), R(a) = Q(a) exp(a^2/2), for a in [0, gelu_grad_amax].
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V mul_mills(typename Simd<T>::V v, typename Simd<T>::V a) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  if constexpr (C::tail_rational) {
+    return S::div(S::mul(v, poly<T>(a, C::tail_n)), poly<T>(a, C::tail_d));
+  } else {
+    const auto k = S::set1(C::tail_k);
+    const auto t = S::div(k, S::add(k, a));
+    return S::mul(v, S::mul(t, poly<T>(t, C::tail_p)));
+  }
+}
+
+// exp(-a^2/2) = p 2^n with -a^2/2 as hi + lo: the hi part alone would be off by up to
+// 50 ULP of the result at a = 14.
+template <class T>
+TK_VMATH_INLINE ExpParts<T> exp_neg_half_sq(typename Simd<T>::V a) {
+  using S = Simd<T>;
+  const auto h = S::mul(a, S::set1(T(-0.5)));  // exact
+  const auto y = S::mul(h, a);
+  return exp_parts<T, true>(y, S::fmsub(h, a, y));
+}
+
+// erfc(x) for x >= 0 (NaN passes): 2 Q(x sqrt 2), with exp(-x^2) from x^2 as hi + lo.
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V erfc_pos(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  x = S::min(S::set1(C::gelu_amax / C::sqrt2), x);
+  const auto s = S::mul(x, x);
+  const auto e = exp_parts<T, true>(S::neg(s), S::neg(S::fmsub(x, x, s)));
+  const auto m = mul_mills<T>(S::add(e.p, e.p), S::mul(x, S::set1(C::sqrt2)));
+  return S::ldexp(m, e.n);
+}
+
+// u = 2 sqrt(2/pi) (x + 0.044715 x^3) as hi + lo (a few ULP of u would become as many
+// ULP of exp(-u) for |u| up to ~100): w = 1 + A x^2, v = x w, u = K v, each as a pair.
+template <class T>
+struct Pair {
+  typename Simd<T>::V hi, lo;
+};
+
+template <class T>
+TK_VMATH_INLINE Pair<T> gelu_tanh_arg(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  const auto ah = S::set1(C::gt_a_hi), kh = S::set1(C::gt_k_hi);
+  const auto x2 = S::mul(x, x);
+  const auto x2l = S::fmsub(x, x, x2);
+  const auto wh = S::fmadd(ah, x2, S::set1(T(1)));
+  // wh - 1 is exact (wh >= 1); the FMA then yields the rounding error of wh.
+  auto wl = S::fmsub(ah, x2, S::sub(wh, S::set1(T(1))));
+  wl = S::fmadd(ah, x2l, wl);
+  wl = S::fmadd(S::set1(C::gt_a_lo), x2, wl);
+  const auto vh = S::mul(x, wh);
+  const auto vl = S::fmadd(x, wl, S::fmsub(x, wh, vh));
+  const auto uh = S::mul(kh, vh);
+  auto ul = S::fmsub(kh, vh, uh);
+  ul = S::fmadd(kh, vl, ul);
+  ul = S::fmadd(S::set1(C::gt_k_lo), vh, ul);
+  return {uh, ul};
+}
+
+// xn * sigmoid(u) with u = uh + ul of the sign of x (silu: u = x, gelu tanh form: u = 2z),
+// xn = x clamped below at -sig_bound. e = exp(-|u|) = p 2^n, d = 1 + e;
+// x >= 0: xn / d; x < 0: ldexp(xn p / d, n), so a subnormal result is rounded once.
+template <class T, bool HasLo>
+TK_VMATH_INLINE typename Simd<T>::V x_sigmoid(typename Simd<T>::V xn, typename Simd<T>::M neg,
+                                     typename Simd<T>::V uh, typename Simd<T>::V ul) {
+  using S = Simd<T>;
+  const auto one = S::set1(T(1));
+  const auto y = clamp_exp_lo<T>(S::nabs(uh));
+  const auto e = exp_parts<T, HasLo>(y, HasLo ? S::select(neg, ul, S::neg(ul)) : ul);
+  const auto d = S::add(one, S::ldexp(e.p, e.n));
+  const auto q = S::div(S::mul(xn, S::select(neg, e.p, one)), d);
+  return S::ldexp(q, S::select(neg, e.n, S::zero()));
+}
+
+// d/dx [x sigmoid(u)] = s + x u' s (1 - s), s = sigmoid(u), with s(1-s) = e / d^2:
+// x < 0: (p / d)(1 + x u' / d) 2^n; x >= 0: (1 + (x u' / d) e) / d. x is clamped to
+// +-sig_bound by the caller (the derivative is 0 or 1 beyond).
+template <class T, bool HasLo>
+TK_VMATH_INLINE typename Simd<T>::V x_sigmoid_grad(typename Simd<T>::V x, typename Simd<T>::V uh,
+                                          typename Simd<T>::V ul, typename Simd<T>::V du) {
+  using S = Simd<T>;
+  const auto one = S::set1(T(1));
+  const auto neg = S::lt(x, S::zero());
+  const auto y = clamp_exp_lo<T>(S::nabs(uh));
+  const auto e = exp_parts<T, HasLo>(y, HasLo ? S::select(neg, ul, S::neg(ul)) : ul);
+  const auto ev = S::ldexp(e.p, e.n);
+  const auto rd = S::div(one, S::add(one, ev));
+  const auto g1 = S::mul(S::mul(x, du), rd);
+  const auto gneg = S::ldexp(S::mul(S::mul(e.p, rd), S::add(one, g1)), e.n);
+  const auto gpos = S::mul(S::fmadd(g1, ev, one), rd);
+  return S::select(neg, gneg, gpos);
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V clamp_sig(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  const auto b = S::set1(VmathCoef<T>::sig_bound);
+  return S::min(b, S::max(S::neg(b), x));
+}
+
+}  // namespace vmath_detail
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vexp(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  const auto e =
+      vmath_detail::exp_parts<T, false>(vmath_detail::clamp_exp_arg<T>(x), S::zero());
+  return S::ldexp(e.p, e.n);
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vexpm1(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  // Past 2 tanh_sat, exp(x) - 1 rounds to exp(x). Below, the core holds down to exp_lo
+  // (2^n - 1 is -1 to within rounding there).
+  const auto big = S::set1(T(2) * C::tanh_sat);
+  const auto core = vmath_detail::expm1_core<T>(S::min(big, S::max(S::set1(C::exp_lo), x)));
+  return S::select(S::gt(x, big), vexp<T>(x), core);
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vsigmoid(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  // e = exp(-|x|) never overflows; x >= 0: 1 / (1 + e), x < 0: e / (1 + e)
+  const auto pe = vmath_detail::exp_parts<T, false>(vmath_detail::clamp_exp_lo<T>(S::nabs(x)),
+                                                    S::zero());
+  const auto e = S::ldexp(pe.p, pe.n);
+  // Where e is subnormal, 1 + e is exactly 1 and e / 1 is e: one rounding.
+  return S::div(S::select(S::lt(x, S::zero()), e, S::set1(T(1))), S::add(S::set1(T(1)), e));
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vtanh(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  // tanh|x| = m / (m + 2), m = expm1(2|x|): accurate from subnormals to saturation.
+  const auto a = S::min(S::set1(VmathCoef<T>::tanh_sat), S::abs(x));
+  const auto m = vmath_detail::expm1_core<T>(S::add(a, a));
+  return S::copysign(S::div(m, S::add(m, S::set1(T(2)))), x);
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V verfc(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  const auto one = S::set1(T(1));
+  const auto ax = S::abs(x);
+  const auto small = S::mul(x, vmath_detail::poly<T>(S::mul(x, x), VmathCoef<T>::erf_p));
+  const auto big = vmath_detail::erfc_pos<T>(ax);
+  const auto far = S::select(S::lt(x, S::zero()), S::sub(S::set1(T(2)), big), big);
+  return S::select(S::le(ax, S::set1(T(0.5))), S::sub(one, small), far);
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V verf(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  const auto ax = S::abs(x);
+  const auto small = S::mul(x, vmath_detail::poly<T>(S::mul(x, x), VmathCoef<T>::erf_p));
+  const auto far = S::copysign(S::sub(S::set1(T(1)), vmath_detail::erfc_pos<T>(ax)), x);
+  return S::select(S::le(ax, S::set1(T(0.5))), small, far);
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vrelu(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  return S::max(S::zero(), x);  // NaN passes (second operand)
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vleaky_relu(typename Simd<T>::V x, typename Simd<T>::V slope) {
+  using S = Simd<T>;
+  return S::select(S::gt(x, S::zero()), x, S::mul(x, slope));
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vsilu(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  const auto xn = S::max(S::set1(-VmathCoef<T>::sig_bound), x);
+  return vmath_detail::x_sigmoid<T, false>(xn, S::lt(x, S::zero()), x, x);
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vgelu_tanh(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  const auto xn = S::max(S::set1(-VmathCoef<T>::sig_bound), x);
+  const auto u = vmath_detail::gelu_tanh_arg<T>(S::min(S::set1(VmathCoef<T>::sig_bound), xn));
+  return vmath_detail::x_sigmoid<T, true>(xn, S::lt(x, S::zero()), u.hi, u.lo);
+}
+
+// x Phi(x) = relu(x) - |x| Q(|x|): x Q(x) is subtracted for x >= 0 and is the result for
+// x < 0, where it is rounded once from unscaled parts.
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vgelu_erf(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  const auto a = S::min(S::set1(VmathCoef<T>::gelu_amax), S::abs(x));
+  const auto e = vmath_detail::exp_neg_half_sq<T>(a);
+  const auto aq = S::ldexp(vmath_detail::mul_mills<T>(S::mul(a, e.p), a), e.n);
+  return S::sub(vrelu<T>(x), aq);
+}
+
+// Derivatives. From the input x where the function is not invertible, from the output y
+// where that is cheaper (sigmoid, tanh).
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vrelu_grad(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  // 0 where x <= 0, else 1 (NaN included, as torch's threshold_backward)
+  return S::select(S::le(x, S::zero()), S::zero(), S::set1(T(1)));
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vleaky_relu_grad(typename Simd<T>::V x, typename Simd<T>::V slope) {
+  using S = Simd<T>;
+  return S::select(S::gt(x, S::zero()), S::set1(T(1)), slope);
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vsigmoid_grad_y(typename Simd<T>::V y) {
+  using S = Simd<T>;
+  return S::mul(y, S::sub(S::set1(T(1)), y));
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vtanh_grad_y(typename Simd<T>::V y) {
+  using S = Simd<T>;
+  return S::fnmadd(y, y, S::set1(T(1)));  // 1 - y^2 rounded once
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vsilu_grad(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  const auto xc = vmath_detail::clamp_sig<T>(x);
+  return vmath_detail::x_sigmoid_grad<T, false>(xc, xc, xc, S::set1(T(1)));
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vgelu_tanh_grad(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  const auto xc = vmath_detail::clamp_sig<T>(x);
+  const auto u = vmath_detail::gelu_tanh_arg<T>(xc);
+  // u' = K (1 + 3 A x^2)
+  const auto du = S::mul(S::set1(C::gt_k_hi),
+                         S::fmadd(S::set1(T(3) * C::gt_a_hi), S::mul(xc, xc), S::set1(T(1))));
+  return vmath_detail::x_sigmoid_grad<T, true>(xc, u.hi, u.lo, du);
+}
+
+// Phi(x) + x phi(x) = x < 0: E (R - a c); x >= 0: 1 - E (R - a c), E = exp(-a^2/2), a = |x|,
+// c = 1/sqrt(2 pi); the x < 0 side is rounded once from unscaled parts.
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V vgelu_erf_grad(typename Simd<T>::V x) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  const auto a = S::min(S::set1(C::gelu_grad_amax), S::abs(x));
+  const auto e = vmath_detail::exp_neg_half_sq<T>(a);
+  // p (R - a c) = p R - (a c) p
+  const auto pr = vmath_detail::mul_mills<T>(e.p, a);
+  const auto q = S::ldexp(S::fnmadd(S::mul(a, S::set1(C::inv_sqrt_2pi)), e.p, pr), e.n);
+  return S::select(S::lt(x, S::zero()), q, S::sub(S::set1(T(1)), q));
+}
+
+}  // namespace TK_NS
+}  // namespace tk

@@ -1,0 +1,46 @@
+// The vmath test hook (ops/vmath.h), compiled per target.
+#include "ops/vmath.h"
+
+namespace tk {
+namespace TK_NS {
+namespace vmath_eval_detail {
+
+template <class T, class F>
+void map(const T* x, T* y, int64_t n, F f) {
+  using S = Simd<T>;
+  constexpr int64_t N = S::N;
+  int64_t i = 0;
+  for (; i + N <= n; i += N) S::storeu(y + i, f(S::loadu(x + i)));
+  if (i < n) {
+    const auto k = static_cast<size_t>(n - i);
+    S::store_partial(y + i, f(S::load_partial(x + i, k)), k);
+  }
+}
+
+template <class T>
+void eval(VmathFn fn, const T* x, T* y, int64_t n) {
+  using V = typename Simd<T>::V;
+  switch (fn) {
+    case VmathFn::exp: return map(x, y, n, [](V v) { return vexp<T>(v); });
+    case VmathFn::expm1: return map(x, y, n, [](V v) { return vexpm1<T>(v); });
+    case VmathFn::erf: return map(x, y, n, [](V v) { return verf<T>(v); });
+    case VmathFn::erfc: return map(x, y, n, [](V v) { return verfc<T>(v); });
+    case VmathFn::sigmoid: return map(x, y, n, [](V v) { return vsigmoid<T>(v); });
+    case VmathFn::tanh: return map(x, y, n, [](V v) { return vtanh<T>(v); });
+    case VmathFn::gelu_erf: return map(x, y, n, [](V v) { return vgelu_erf<T>(v); });
+    case VmathFn::gelu_tanh: return map(x, y, n, [](V v) { return vgelu_tanh<T>(v); });
+    case VmathFn::silu: return map(x, y, n, [](V v) { return vsilu<T>(v); });
+    case VmathFn::gelu_erf_grad: return map(x, y, n, [](V v) { return vgelu_erf_grad<T>(v); });
+    case VmathFn::gelu_tanh_grad: return map(x, y, n, [](V v) { return vgelu_tanh_grad<T>(v); });
+    case VmathFn::silu_grad: return map(x, y, n, [](V v) { return vsilu_grad<T>(v); });
+    case VmathFn::count: return;
+  }
+}
+
+}  // namespace vmath_eval_detail
+
+extern const VmathTable vmath_table = {&vmath_eval_detail::eval<float>,
+                                       &vmath_eval_detail::eval<double>};
+
+}  // namespace TK_NS
+}  // namespace tk

@@ -1,0 +1,165 @@
+"""Fits the polynomial coefficients of cpp/src/ops/vmath-inl.h and prints them as C++.
+
+Each approximation is interpolated at Chebyshev nodes in 60-digit arithmetic (mpmath), which
+is within a small factor of the minimax polynomial, then converted to the monomial basis the
+kernels evaluate with Horner's rule, and rounded to float/double. The script also reports the
+worst relative error of the rounded coefficients on a dense grid (evaluated in mpmath), so a
+change of degree or interval can be judged before it is pasted in.
+
+    python scripts/fit_vmath.py
+"""
+
+from __future__ import annotations
+
+import mpmath as mp
+import numpy as np
+
+mp.mp.dps = 60
+
+
+def cheb_fit(f, lo, hi, deg):
+    """Monomial coefficients (low order first) of the degree-`deg` interpolant of f on [lo, hi]."""
+    lo, hi = mp.mpf(lo), mp.mpf(hi)
+    n = deg + 1
+    nodes = [(lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (k + mp.mpf(1) / 2) / n) for k in range(n)]
+    # Solve the Vandermonde system in high precision: exact interpolation at the nodes.
+    a = mp.matrix([[x**j for j in range(n)] for x in nodes])
+    b = mp.matrix([f(x) for x in nodes])
+    c = mp.lu_solve(a, b)
+    return [c[j] for j in range(n)]
+
+
+def rational_fit(f, hi, m, iters=40, samples=4000):
+    """Near-minimax R = N/D (degrees m, m+1, D(0) = 1) of f on [0, hi], relative error.
+
+    Linearised least squares (Sanathanan-Koerner: divide by the previous D) with Lawson
+    re-weighting, in float64 on a grid dense near both ends; coefficients low order first.
+    """
+    n = m + 1
+    a = np.unique(np.concatenate([np.linspace(0, hi, samples),
+                                  hi * (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, samples)))]))
+    y = np.array([float(f(mp.mpf(float(v)))) for v in a])
+    s = a / hi
+    d_prev, w = np.ones_like(s), np.ones_like(s)
+    for _ in range(iters):
+        lhs = np.hstack([np.vander(s, m + 1, increasing=True),
+                         -y[:, None] * np.vander(s, n + 1, increasing=True)[:, 1:]])
+        wt = w / (d_prev * y)
+        c, *_ = np.linalg.lstsq(lhs * wt[:, None], y * wt, rcond=None)
+        num = np.vander(s, m + 1, increasing=True) @ c[: m + 1]
+        d_prev = 1 + np.vander(s, n + 1, increasing=True)[:, 1:] @ c[m + 1 :]
+        w = np.maximum(w * np.abs(num / d_prev / y - 1) ** 0.5, 1e-3 * w.max())
+        w /= w.max()
+    scale = [float(hi) ** -j for j in range(n + 1)]
+    return [c[j] * scale[j] for j in range(m + 1)], [1.0] + [c[m + j] * scale[j] for j in range(1, n + 1)]
+
+
+def rounded(coefs, dtype):
+    return [mp.mpf(float(np.dtype(dtype).type(float(c)))) for c in coefs]
+
+
+def horner(coefs, x):
+    r = mp.mpf(0)
+    for c in reversed(coefs):
+        r = r * x + c
+    return r
+
+
+def worst(f, approx, lo, hi, m=2000):
+    e = mp.mpf(0)
+    for k in range(m + 1):
+        x = mp.mpf(lo) + (mp.mpf(hi) - mp.mpf(lo)) * k / m
+        fx = f(x)
+        if fx != 0:
+            e = max(e, abs(approx(x) / fx - 1))
+    return float(e)
+
+
+def emit(name, coefs, dtype):
+    suffix = "f" if dtype == np.float32 else ""
+    vals = [repr(float(np.dtype(dtype).type(float(c)))) for c in coefs]
+    print(f"  // {name}")
+    print("  {" + ", ".join(v + suffix for v in vals) + "},")
+
+
+def q_tail(a):
+    """Upper tail of the standard normal: Q(a) = erfc(a / sqrt(2)) / 2."""
+    return mp.erfc(a / mp.sqrt(2)) / 2
+
+
+def mills(a):
+    """R(a) = Q(a) * exp(a^2 / 2): smooth, 1/2 at 0, ~ 1/(a sqrt(2 pi)) for large a."""
+    return q_tail(a) * mp.exp(a * a / 2)
+
+
+def exp_tail(r):
+    """(exp(r) - 1 - r) / r^2, from its series: the direct form cancels near r = 0."""
+    return mp.nsum(lambda k: r**k / mp.factorial(k + 2), [0, mp.inf])
+
+
+def underflow_point(dtype, g):
+    """Smallest a with g(a) below half the least subnormal (g decreasing)."""
+    tiny = mp.mpf(2) ** (-150 if dtype == np.float32 else -1075)
+    return mp.findroot(lambda a: mp.log(g(a)) - mp.log(tiny), 14 if dtype == np.float32 else 38)
+
+
+def gelu_neg(a):
+    """-GELU(-a) = a Q(a)."""
+    return a * q_tail(a)
+
+
+def gelu_grad_neg(a):
+    """-GELU'(-a) = a phi(a) - Q(a)."""
+    return a * mp.npdf(a) - q_tail(a)
+
+
+def fit_t_poly(amax, rk, rdeg, dtype):
+    """double: R(a) = t P(t), t = k / (k + a); the rounding of t costs ~1e-16 only."""
+    k = mp.mpf(rk)
+    tmin = 1 / (1 + amax / k)
+    rp = cheb_fit(lambda t: mills(k * (1 / t - 1)) / t, tmin, 1, rdeg)
+    rr = rounded(rp, dtype)
+    err = worst(lambda t: mills(k * (1 / t - 1)), lambda t: t * horner(rr, t), tmin, 1)
+    print(f"normal tail: k {rk}, degree {rdeg}: rel err {err:.3g}")
+    emit(f"R(a) = t P(t), t = 1 / (1 + a / {rk})", rr, dtype)
+
+
+def main():
+    ln2h = mp.log(2) / 2
+    for dtype, pdeg, rk, rdeg, edeg in [(np.float32, 4, 4, 9, 6), (np.float64, 9, 4, 22, 11)]:
+        tname = np.dtype(dtype).name
+        print(f"==== {tname}")
+        # exp(r) = 1 + r + r^2 P(r) on [-ln2/2, ln2/2]
+        p = cheb_fit(exp_tail, -ln2h, ln2h, pdeg)
+        pr = rounded(p, dtype)
+        err = worst(mp.exp, lambda r: 1 + r + r * r * horner(pr, r), -ln2h, ln2h)
+        err1 = worst(mp.expm1, lambda r: r + r * r * horner(pr, r), -ln2h, ln2h)
+        print(f"exp poly degree {pdeg + 2}: rel err exp {err:.3g}, expm1 {err1:.3g}")
+        emit("exp: 1 + r + r^2 P(r), P low order first", pr, dtype)
+        # Normal tail Q(a) = exp(-a^2/2) R(a)
+        amax = underflow_point(dtype, gelu_neg)
+        amax_grad = underflow_point(dtype, gelu_grad_neg)
+        print(f"GELU(-a) underflows past a = {float(amax)!r}, GELU'(-a) past {float(amax_grad)!r}")
+        # The tail is fitted up to where the gradient underflows, the later of the two.
+        amax = amax_grad
+        if dtype == np.float32:
+            # float: R = N(a) / D(a) with positive coefficients (a polynomial in t would turn
+            # the rounding of t into ~k ULP of error in a).
+            num, den = rational_fit(mills, float(amax), 4)
+            nr, dr = rounded(num, dtype), rounded(den, dtype)
+            err = worst(mills, lambda a: horner(nr, a) / horner(dr, a), 0, amax)
+            print(f"normal tail: rational (4, 5): rel err {err:.3g}")
+            emit("R(a) = N(a) / D(a): N", nr, dtype)
+            emit("D", dr, dtype)
+        else:
+            fit_t_poly(amax, rk, rdeg, dtype)
+        # erf(x) = x E(x^2) for |x| <= 1/2
+        e = cheb_fit(lambda s: mp.erf(mp.sqrt(s)) / mp.sqrt(s) if s != 0 else 2 / mp.sqrt(mp.pi), 0, mp.mpf(1) / 4, edeg)
+        er = rounded(e, dtype)
+        err = worst(mp.erf, lambda x: x * horner(er, x * x), mp.mpf(1) / 10**6, mp.mpf(1) / 2)
+        print(f"erf small degree {2 * edeg + 1}: rel err {err:.3g}")
+        emit("erf(x) = x E(x^2), |x| <= 1/2", er, dtype)
+
+
+if __name__ == "__main__":
+    main()
