@@ -69,7 +69,7 @@ def problem(shape):
     return _PROBLEMS[shape]
 
 
-def run(benchmark, set_threads, shape, impl, fn, rounds=15, roof=False):
+def run(benchmark, set_threads, shape, impl, fn, rounds=40, roof=False):
     n, size = shape
     benchmark.group = f"adam-multi-f32-{n}x{size:,}-1t"
     benchmark.extra_info.update(impl=impl, bytes=BYTES_PER_ELEMENT * n * size, roof=roof,
@@ -185,7 +185,7 @@ def torch_optim(benchmark, set_threads, shape, mode, fresh=False):
         used.append(s)
         opt.step()
 
-    rounds = 5 if mode in ("foreach", "forloop") else 15
+    rounds = 5 if mode in ("foreach", "forloop") else 40
     impl = f"torch-{mode}" + ("-fresh-grads" if fresh else "")
     run(benchmark, set_threads, shape, impl, step, rounds=rounds)
     prob.check(lambda i: params[i].detach().numpy(), used, "adam_torch_100")
