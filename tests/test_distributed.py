@@ -115,7 +115,15 @@ def run_ranks(out):
                 p.join(5)
 
 
-def test_two_ranks_match_one_process_on_the_global_batch(tmp_path):
+@pytest.fixture
+def torch_on_one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_two_ranks_match_one_process_on_the_global_batch(tmp_path, torch_on_one_thread):
     run_ranks(tmp_path)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 

@@ -16,6 +16,15 @@ tkt = pytest.importorskip("trainkern.torch")
 F = torch.nn.functional
 
 
+@pytest.fixture(autouse=True, scope="module")
+def torch_on_one_thread():
+    """The models are tiny; torch's 2-thread regions stall on a loaded 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def mlp(dtype, seed=0):
     torch.manual_seed(seed)
     return torch.nn.Sequential(
