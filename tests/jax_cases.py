@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from tolerances import assert_close
-
 import trainkern
+from tolerances import assert_close
 from trainkern import optim
 from trainkern import reference as ref
 

@@ -1,6 +1,7 @@
 """trainkern.torch optimizers under torch.distributed: two processes on 127.0.0.1 over gloo,
 DistributedDataParallel with trainkern.torch.Adam, and ZeroRedundancyOptimizer with
-optimizer_class=trainkern.torch.Adam, against one process on the same global batch."""
+optimizer_class=trainkern.torch.Adam (also with DDP's and ZeRO's bucket views), against one
+process on the same global batch."""
 
 import datetime
 import socket
@@ -80,8 +81,15 @@ def worker(rank, port, out):
         owned = sum(1 for p in ddp.parameters() if p in zero.optim.state)
         zero.consolidate_state_dict(to=0)
         state = zero.state_dict() if rank == 0 else None
-        torch.save({"ddp": ddp_params, "zero": zero_params, "owned": owned, "state": state},
-                   f"{out}/rank{rank}.pt")
+
+        # Gradients as views of DDP's buckets and parameters as views of ZeRO's buckets:
+        # the storage under the optimizer's cached views is swapped after construction.
+        ddp = DistributedDataParallel(model(), gradient_as_bucket_view=True)
+        zero = ZeroRedundancyOptimizer(ddp.parameters(), optimizer_class=tkt.Adam, lr=1e-2,
+                                       weight_decay=0.01, parameters_as_bucket_view=True)
+        bucket_params = fit(ddp, zero, local)
+        torch.save({"ddp": ddp_params, "zero": zero_params, "bucket": bucket_params,
+                    "owned": owned, "state": state}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -107,7 +115,15 @@ def run_ranks(out):
                 p.join(5)
 
 
-def test_two_ranks_match_one_process_on_the_global_batch(tmp_path):
+@pytest.fixture
+def torch_on_one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_two_ranks_match_one_process_on_the_global_batch(tmp_path, torch_on_one_thread):
     run_ranks(tmp_path)
     results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
 
@@ -129,6 +145,9 @@ def test_two_ranks_match_one_process_on_the_global_batch(tmp_path):
         for i, (a, b) in enumerate(zip(res["zero"], single_wd)):
             assert_close(a.numpy(), b.numpy(), "distributed", np.float64,
                          err_msg=f"ZeRO rank {r} parameter {i}")
+        for i, (a, b) in enumerate(zip(res["bucket"], single_wd)):
+            assert_close(a.numpy(), b.numpy(), "distributed", np.float64,
+                         err_msg=f"ZeRO with bucket views, rank {r} parameter {i}")
     # The optimizer state was sharded, and the consolidated state is torch.optim's.
     owned = [res["owned"] for res in results]
     assert all(n > 0 for n in owned) and sum(owned) == len(single)

@@ -6,7 +6,6 @@ import pickle
 import numpy as np
 import pytest
 from tolerances import assert_close
-
 from trainkern import optim
 from trainkern import reference as ref
 

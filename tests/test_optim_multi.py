@@ -7,9 +7,8 @@ places to run the parallel region, where threads split tensors between them.
 
 import numpy as np
 import pytest
-from tolerances import assert_close
-
 import trainkern
+from tolerances import assert_close
 from trainkern import _core
 from trainkern import reference as ref
 

@@ -16,6 +16,15 @@ tkt = pytest.importorskip("trainkern.torch")
 F = torch.nn.functional
 
 
+@pytest.fixture(autouse=True, scope="module")
+def torch_on_one_thread():
+    """The models are tiny; torch's 2-thread regions stall on a loaded 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def mlp(dtype, seed=0):
     torch.manual_seed(seed)
     return torch.nn.Sequential(
@@ -147,7 +156,8 @@ def test_parameters_without_gradients_are_skipped(data):
 
 def test_mixed_dtypes_in_one_group():
     torch.manual_seed(0)
-    a = [torch.nn.Parameter(torch.randn(5)), torch.nn.Parameter(torch.randn(7, dtype=torch.float64))]
+    a = [torch.nn.Parameter(torch.randn(5)),
+         torch.nn.Parameter(torch.randn(7, dtype=torch.float64))]
     b = [torch.nn.Parameter(p.detach().clone()) for p in a]
     opt_a, opt_b = tkt.Adam(a, lr=0.1), torch.optim.Adam(b, lr=0.1)
     for _ in range(3):

@@ -137,7 +137,6 @@ void sgd_binding(py::handle param, py::handle grad, py::handle momentum_buffer,
              static_cast<double*>(bp), n, o);
 }
 
-
 // Multi-tensor Adam: lists with one entry per tensor. Every entry is checked before any
 // memory is written; the per-entry checks allocate nothing for plain ndarrays.
 template <class T>

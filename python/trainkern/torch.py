@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from itertools import repeat
 from operator import is_
 
 try:
