@@ -92,6 +92,8 @@ def _bad_adam_cases():
     shared = np.zeros(20, np.float32)
     big = np.zeros(20, np.float32)
     return [
+        ("big-endian", lambda: with_array(0, np.zeros(10, ">f4")), TypeError,
+         "param is not in native byte order"),
         ("int param", lambda: with_array(0, np.zeros(10, np.int32)), TypeError,
          "param must be float32 or float64, got int32"),
         ("mixed dtype", lambda: with_array(1, np.zeros(10)), TypeError,

@@ -57,6 +57,12 @@ Arg Checker::array(py::handle obj, const char* name) const {
 DType Checker::floating(const Arg& a) const {
   const char kind = a.arr.dtype().kind();
   const auto item = a.arr.itemsize();
+  // '=' is native; '<' or '>' is explicit and native only when it matches this CPU.
+  const char order = a.arr.dtype().byteorder();
+  constexpr char native = __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? '>' : '<';
+  if (kind == 'f' && order != '=' && order != '|' && order != native)
+    type_error(std::string(a.name) + " is not in native byte order (" + dtype_str(a.arr) +
+               "); convert it with .astype(its dtype.newbyteorder('='))");
   if (kind == 'f' && item == 4) return DType::f32;
   if (kind == 'f' && item == 8) return DType::f64;
   type_error(std::string(a.name) + " must be float32 or float64, got " + dtype_str(a.arr));
