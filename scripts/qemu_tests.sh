@@ -16,6 +16,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Haswell without the features TCG cannot emulate (qemu warns about each on every start).
 models=("Nehalem:scalar" "Haswell,-pcid,-tsc-deadline,-x2apic,-hle,-invpcid,-rtm:avx2")
+# Left out under emulation: a timing ratio (TCG runs AVX2 FMAs no faster than scalar ones),
+# and on Nehalem the JAX checks (jaxlib itself needs AVX and refuses to load).
+skip_all=(--deselect tests/test_roofline.py::test_vector_targets_have_a_higher_fma_peak_than_scalar)
+skip_Nehalem=(--ignore=tests/test_jax.py)
 status=0
 for spec in "${models[@]}"; do
   cpu=${spec%:*}
@@ -33,7 +37,9 @@ for spec in "${models[@]}"; do
     continue
   fi
   start=$(date +%s)
-  "$emu" -m pytest -q -p no:cacheprovider "$@" || status=1
+  skip=("${skip_all[@]}")
+  [ "${cpu%%,*}" = Nehalem ] && skip+=("${skip_Nehalem[@]}")
+  "$emu" -m pytest -q -p no:cacheprovider "${skip[@]}" "$@" || status=1
   echo "== qemu -cpu $cpu: $(( $(date +%s) - start )) s"
 done
 exit $status
