@@ -1,6 +1,7 @@
 // Bindings of the loss kernels: validate every argument (labels included, naming the first
 // bad row), then release the GIL and run.
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -34,11 +35,18 @@ bool same_view(const Arg& a, const Arg& b) {
   return true;
 }
 
-// Inputs of any layout are read through a C-contiguous copy when needed.
+// Inputs of any layout are read through a C-contiguous, aligned copy when needed (one
+// extra pass). Alignment must be asked for: NumPy hands back a C-contiguous array at an odd
+// address as it is (the scalar target then loads misaligned doubles: undefined behaviour).
 void contiguous_input(Arg& a) {
   if (!(a.arr.flags() & py::array::c_style) ||
-      reinterpret_cast<uintptr_t>(a.arr.data()) % a.arr.itemsize() != 0)
-    a.arr = py::array::ensure(a.arr, py::array::c_style | py::array::forcecast);
+      reinterpret_cast<uintptr_t>(a.arr.data()) % a.arr.itemsize() != 0) {
+    using api = py::detail::npy_api;
+    PyObject* copy = api::get().PyArray_FromAny_(
+        a.arr.ptr(), nullptr, 0, 0, api::NPY_ARRAY_C_CONTIGUOUS_ | api::NPY_ARRAY_ALIGNED_, nullptr);
+    if (copy == nullptr) throw py::error_already_set();
+    a.arr = py::reinterpret_steal<py::array>(copy);
+  }
 }
 
 // The gradient buffer: `out` checked (may be the same view as `inplace_ok`, must not overlap
@@ -100,11 +108,14 @@ py::tuple cross_entropy_binding(py::handle logits, py::handle labels, py::handle
     // Any integer dtype and layout, read once as int64 (also the range check).
     auto as64 = py::array_t<int64_t, py::array::forcecast>::ensure(lab.arr);
     if (!as64) throw py::error_already_set();
-    const auto view = as64.unchecked<1>();
+    // read bytewise: labels may sit at any address (an int64 view at an odd offset)
+    const char* base = reinterpret_cast<const char*>(as64.data());
+    const py::ssize_t stride = as64.ndim() ? as64.strides(0) : 0;
     idx.resize(static_cast<size_t>(n));
     o.count = 0;
     for (int64_t r = 0; r < n; ++r) {
-      const int64_t y = view(r);
+      int64_t y;
+      std::memcpy(&y, base + r * stride, sizeof y);
       if (y == o.ignore_index) {
         idx[static_cast<size_t>(r)] = y;
         continue;
