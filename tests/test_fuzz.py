@@ -49,7 +49,7 @@ ISAS = trainkern.available_isas()
 # The default run replays the same examples every time (derandomized); a deeper, random run:
 # TRAINKERN_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz.py
 FUZZ_EXAMPLES = int(os.environ.get("TRAINKERN_FUZZ_EXAMPLES", "0")) or None
-fuzz = settings(max_examples=FUZZ_EXAMPLES or 40, derandomize=FUZZ_EXAMPLES is None,
+fuzz = settings(max_examples=FUZZ_EXAMPLES or 100, derandomize=FUZZ_EXAMPLES is None,
                 deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
