@@ -27,14 +27,22 @@ cp build/asan/_core*.so "$stage/trainkern/"
 # sanitizer stops takes the captured text with it.
 reports="$stage/reports"
 mkdir "$reports"
+# the interpreter itself, not a launcher script (pyenv's shims are bash: under LD_PRELOAD
+# they would be instrumented too)
+PY=$(python3 -c "import sys; print(sys.executable)")
 CXX=${CXX:-c++}
 export LD_PRELOAD="$($CXX -print-file-name=libasan.so) $($CXX -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}:log_path=$reports/asan
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}:log_path=$reports/ubsan
 export PYTHONPATH="$stage${PYTHONPATH:+:$PYTHONPATH}"
-python3 -c "import trainkern, sys; print('sanitized build:', trainkern._core.__file__)"
+"$PY" -c "import trainkern, sys; print('sanitized build:', trainkern._core.__file__)"
+# Left out: the resident-set test (ASan keeps freed memory in quarantine, 256 MiB by
+# default, so RSS grows by design; the LSan run covers leaks) and the qemu subset (qemu
+# itself would start with the ASan runtime preloaded).
+skip=(--deselect tests/test_memory.py::test_every_kernel_10000_times_does_not_grow_the_resident_set
+      --deselect tests/test_qemu.py::test_subset_on_emulated_cpus_without_avx512_and_without_avx2)
 status=0
-python3 -m pytest -q -p no:cacheprovider "$@" || status=$?
+"$PY" -m pytest -q -p no:cacheprovider "${skip[@]}" "$@" || status=$?
 if compgen -G "$reports/*" >/dev/null; then
   cat "$reports"/* >&2
   echo "== sanitizer reports: $(ls "$reports" | wc -l)" >&2
