@@ -832,3 +832,16 @@ def test_shapes_whose_size_overflows_int64_are_refused(shape):
         with pytest.raises(ValueError, match=f"^{what} could not be viewed through __dlpack__"):
             call(_Capsule(cap))
         np.testing.assert_array_equal(store, np.ones(4, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [">i8", ">f8", ">f4"])
+def test_step_counters_in_swapped_byte_order_are_refused(dtype):
+    """A big-endian int64 counter holding 5 was read as 360287970189639680."""
+    p, g, m, v = ([np.ones(3, np.float32)] for _ in range(4))
+    counter = np.array(5, dtype=dtype)
+    before = [a[0].copy() for a in (p, m, v)]
+    with pytest.raises(TypeError, match=r"step_counters\[0\] is not in native byte order"):
+        trainkern.adam_step_multi(p, g, m, v, step_counters=[counter])
+    assert counter == 5
+    for a, b in zip((p, m, v), before):
+        np.testing.assert_array_equal(a[0], b)

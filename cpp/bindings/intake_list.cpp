@@ -190,6 +190,14 @@ std::vector<int64_t> read_counters(const ListChecker& lc, const ArrayList& count
     lc.layout(counters, i, false);
     const char kind = a.dtype().kind();
     const auto item = a.itemsize();
+    // '=' is native; '<' or '>' only when it matches this CPU (a swapped int64 would be read
+    // as another number)
+    const char order = a.dtype().byteorder();
+    constexpr char native = __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__ ? '>' : '<';
+    if (order != '=' && order != '|' && order != native) {
+      counters.arg(i, nm);
+      c.type_error(nm + " is not in native byte order (" + dtype_str(a) + ")");
+    }
     double v;
     if (kind == 'f' && item == 4) {
       v = *static_cast<const float*>(a.data());
