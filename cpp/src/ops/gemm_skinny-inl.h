@@ -116,6 +116,23 @@ void skinny(const Ctx<T>& x, int tid, int64_t n0, int64_t n1) {
   const GemmProblem<T>& P = *x.P;
   constexpr int NR = tile_nr<T>();
   const ThreadMem<T> mem = x.mem(tid);
+  if (x.b_in_place) {
+    for (int64_t pc = 0;; pc += x.blk.kc) {
+      const int64_t kc = min64(x.blk.kc, P.k - pc);
+      const ABlock<T> ab = a_block(P, 0, P.m, pc, kc, mem.a, true);
+      for (int64_t s = 0; s * NR < n1 - n0; ++s) {
+        int64_t b_ks;
+        const T* b = b_sliver_in_place(P, n0, s, n1 - n0, pc, kc, mem.edge, &b_ks);
+        const int cols = static_cast<int>(min64(NR, n1 - n0 - s * NR));
+        for (int64_t i = 0; i < P.m; i += kMR)
+          run_tile(x, i, n0 + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, kc,
+                   ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, b, b_ks,
+                   phase_of(pc, kc, P.k));
+      }
+      if (pc + kc >= P.k) break;
+    }
+    return;
+  }
   if (P.b_cs == 1 && !P.b_colsum) {
     skinny_rows(x, mem, n0, n1);
     return;
