@@ -99,7 +99,7 @@ struct CrossEntropyOptions {
 // validated to lie in [0, n_cls) or equal ignore_index) and `probs` (n_rows x n_cls) is set.
 // row_loss receives the per-row losses (ignored rows 0). grad (may be null, may equal
 // logits) receives the gradient of the reduced loss (of the sum of row losses for none).
-// Returns the reduced loss (mean or sum; 0 for none), summed over rows in row order.
+// Returns the reduced loss (mean or sum; 0 for none), summed over rows in a fixed order.
 double softmax_cross_entropy(const float* logits, const int64_t* labels, const float* probs,
                              int64_t n_rows, int64_t n_cls, float* row_loss, float* grad,
                              const CrossEntropyOptions& o);

@@ -1,5 +1,5 @@
 // ISA-agnostic entry points of the loss family: run the active target, then reduce the
-// per-row (per-block) partial results in index order, so the result does not depend on the
+// per-row (per-block) partial results in a fixed order, so the result does not depend on the
 // thread count.
 #include "ops/losses.h"
 
@@ -27,12 +27,17 @@ double cross_entropy_impl(const T* logits, const int64_t* labels, const T* probs
                           const CrossEntropyOptions& o) {
   std::vector<double> rows(static_cast<size_t>(n_rows));
   losses<T>().cross_entropy(logits, labels, probs, n_rows, n_cls, rows.data(), grad, o);
-  double total = 0.0;
-  for (int64_t r = 0; r < n_rows; ++r) {
-    total += rows[static_cast<size_t>(r)];
-    if (row_loss != nullptr) row_loss[r] = static_cast<T>(rows[static_cast<size_t>(r)]);
-  }
+  if (row_loss != nullptr)
+    for (int64_t r = 0; r < n_rows; ++r) row_loss[r] = static_cast<T>(rows[static_cast<size_t>(r)]);
   if (o.reduction == Reduction::none) return 0.0;
+  // Four interleaved sums, then a fixed pairing: the same order for any thread count, without
+  // one chain of dependent additions (a microsecond at 1024 rows).
+  double acc[4] = {0.0, 0.0, 0.0, 0.0};
+  int64_t r = 0;
+  for (; r + 4 <= n_rows; r += 4)
+    for (int k = 0; k < 4; ++k) acc[k] += rows[static_cast<size_t>(r + k)];
+  for (; r < n_rows; ++r) acc[r % 4] += rows[static_cast<size_t>(r)];
+  const double total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
   if (o.reduction == Reduction::sum) return total;
   const int64_t count = probs != nullptr ? n_rows : o.count;
   return total / static_cast<double>(count);
