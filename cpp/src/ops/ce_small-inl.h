@@ -26,11 +26,11 @@ TK_VMATH_INLINE void load_cols(const T* p, int64_t c, int64_t nr, typename Simd<
   using S = Simd<T>;
   constexpr int64_t N = S::N;
   for (int64_t q = 0; q < KC * N; q += N) {
-    if (q >= c) break;
     const auto w = static_cast<size_t>(c - q < N ? c - q : N);
     for (int64_t r = 0; r < N; ++r)
       col[q + r] = r < nr ? S::load_partial(p + r * c + q, w) : S::zero();
     S::transpose(col + q);
+    if (q + N >= c) break;
   }
 }
 
@@ -40,10 +40,10 @@ TK_VMATH_INLINE void store_cols(T* p, int64_t c, int64_t nr, typename Simd<T>::V
   using S = Simd<T>;
   constexpr int64_t N = S::N;
   for (int64_t q = 0; q < KC * N; q += N) {
-    if (q >= c) break;
     const auto w = static_cast<size_t>(c - q < N ? c - q : N);
     S::transpose(col + q);
     for (int64_t r = 0; r < nr; ++r) S::store_partial(p + r * c + q, col[q + r], w);
+    if (q + N >= c) break;
   }
 }
 

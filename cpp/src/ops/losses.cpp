@@ -3,6 +3,7 @@
 // thread count.
 #include "ops/losses.h"
 
+#include <memory>
 #include <vector>
 
 #include "trainkern/kernels.h"
@@ -25,8 +26,9 @@ template <class T>
 double cross_entropy_impl(const T* logits, const int64_t* labels, const T* probs,
                           int64_t n_rows, int64_t n_cls, T* row_loss, T* grad,
                           const CrossEntropyOptions& o) {
-  std::vector<double> rows(static_cast<size_t>(n_rows));
-  losses<T>().cross_entropy(logits, labels, probs, n_rows, n_cls, rows.data(), grad, o);
+  // every row is written by the kernel: no zeroing
+  const std::unique_ptr<double[]> rows(new double[static_cast<size_t>(n_rows)]);
+  losses<T>().cross_entropy(logits, labels, probs, n_rows, n_cls, rows.get(), grad, o);
   if (row_loss != nullptr)
     for (int64_t r = 0; r < n_rows; ++r) row_loss[r] = static_cast<T>(rows[static_cast<size_t>(r)]);
   if (o.reduction == Reduction::none) return 0.0;
@@ -36,7 +38,7 @@ double cross_entropy_impl(const T* logits, const int64_t* labels, const T* probs
   int64_t r = 0;
   for (; r + 4 <= n_rows; r += 4)
     for (int k = 0; k < 4; ++k) acc[k] += rows[static_cast<size_t>(r + k)];
-  for (; r < n_rows; ++r) acc[r % 4] += rows[static_cast<size_t>(r)];
+  for (int k = 0; r < n_rows; ++r, ++k) acc[k] += rows[static_cast<size_t>(r)];
   const double total = (acc[0] + acc[1]) + (acc[2] + acc[3]);
   if (o.reduction == Reduction::sum) return total;
   const int64_t count = probs != nullptr ? n_rows : o.count;
@@ -65,6 +67,11 @@ double softmax_cross_entropy(const double* logits, const int64_t* labels, const 
                              int64_t n_rows, int64_t n_cls, double* row_loss, double* grad,
                              const CrossEntropyOptions& o) {
   return cross_entropy_impl(logits, labels, probs, n_rows, n_cls, row_loss, grad, o);
+}
+
+int64_t check_class_labels(const int64_t* labels, int64_t n, int64_t n_cls,
+                           int64_t ignore_index, int64_t* count) {
+  return TK_ACTIVE(loss_table).check_labels(labels, n, n_cls, ignore_index, count);
 }
 
 double mse_loss(const float* pred, const float* target, int64_t n, Reduction r,
