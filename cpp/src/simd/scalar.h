@@ -70,6 +70,8 @@ struct Simd {
   static T reduce_add(V a) { return a.v; }
   static T reduce_max(V a) { return a.v; }
   static T first(V a) { return a.v; }
+  // Transposes the N x N block r[0..N) (lane j of r[i] <-> lane i of r[j]).
+  static void transpose(V*) {}
 };
 
 }  // namespace TK_NS
