@@ -237,14 +237,18 @@ TK_VMATH_INLINE Pair<T> gelu_tanh_arg(typename Simd<T>::V x) {
   return {uh, ul};
 }
 
-// xn * sigmoid(u) for u = uh + ul (silu: u = x, gelu tanh form: u = 2z), xn = x clamped
-// below at -sig_bound. With u clamped to [-sig_bound, sig_up], e^-u = p 2^-m,
-// m = round(u / ln2): xn / (1 + e^-u) = ldexp(xn / (2^m + p), m). No select: 2^m is kept
-// normal (below 2^min_exp it is negligible beside p >= 0.7), and the quotient is scaled last,
-// so that a subnormal result is rounded once from normal operands.
+// sigmoid(u) for u = uh + ul (silu: u = x, gelu tanh form: u = 2z) in parts without selects:
+// with u clamped to [-sig_bound, sig_up], e^-u = p 2^-m, m = round(u / ln2), and
+// d = 2^m + p: sigmoid(u) = ldexp(1 / d, m), 1 - sigmoid(u) = p / d. 2^m enters d only down
+// to 2^min_exp (below, it is negligible beside p >= 0.7), so d is normal, and results are
+// scaled last, so that a subnormal one is rounded once from normal operands.
+template <class T>
+struct SigParts {
+  typename Simd<T>::V m, p, d;
+};
+
 template <class T, bool HasLo>
-TK_VMATH_INLINE typename Simd<T>::V x_sigmoid(typename Simd<T>::V xn, typename Simd<T>::V uh,
-                                              typename Simd<T>::V ul) {
+TK_VMATH_INLINE SigParts<T> sig_parts(typename Simd<T>::V uh, typename Simd<T>::V ul) {
   using S = Simd<T>;
   using C = VmathCoef<T>;
   const auto one = S::set1(T(1));
@@ -257,30 +261,35 @@ TK_VMATH_INLINE typename Simd<T>::V x_sigmoid(typename Simd<T>::V xn, typename S
   auto p = poly<T>(r, C::exp_p);
   p = S::fmadd(p, r, one);
   p = S::fmadd(p, r, one);
-  const auto t = S::ldexp(one, S::max(S::set1(C::min_exp), m));
-  return S::ldexp(S::div(xn, S::add(t, p)), m);
+  const auto d = S::add(S::ldexp(one, S::max(S::set1(C::min_exp), m)), p);
+  return {m, p, d};
 }
 
-// gy * d/dx [x sigmoid(u)], the derivative s + x u' s (1 - s), s = sigmoid(u), with
-// s(1-s) = e / d^2: x < 0: gy (p / d)(1 + x u' / d) 2^n, scaled last so that a subnormal
-// result is rounded once and nothing subnormal is multiplied or divided; x >= 0:
-// gy (1 + (x u' / d) e) / d, where e below 2^-100 no longer matters. x is clamped to
-// +-sig_bound by the caller (the derivative is 0 or 1 beyond).
+// xn * sigmoid(u), xn = x clamped below at -sig_bound.
+template <class T, bool HasLo>
+TK_VMATH_INLINE typename Simd<T>::V x_sigmoid(typename Simd<T>::V xn, typename Simd<T>::V uh,
+                                              typename Simd<T>::V ul) {
+  using S = Simd<T>;
+  const auto e = sig_parts<T, HasLo>(uh, ul);
+  return S::ldexp(S::div(xn, e.d), e.m);
+}
+
+// gy * d/dx [x sigmoid(u)] = gy s (1 + x u' (1 - s)), s = sigmoid(u): with r = 1 / d,
+// gy ldexp(r, m) (1 + x u' (p / d)); p / d divided rather than p r, one rounding fewer
+// where x u' (1 - s) is large. The power 2^m is split: its part above 1 makes
+// ldexp(r, max(m, 0)) in [1/2, 1] before gy is applied, the part below 1 scales last.
+// x is clamped to +-sig_bound by the caller (the derivative is 0 or 1 beyond).
 template <class T, bool HasLo>
 TK_VMATH_INLINE typename Simd<T>::V x_sigmoid_grad(typename Simd<T>::V gy, typename Simd<T>::V x,
                                                    typename Simd<T>::V uh, typename Simd<T>::V ul,
                                                    typename Simd<T>::V du) {
   using S = Simd<T>;
   const auto one = S::set1(T(1));
-  const auto neg = S::lt(x, S::zero());
-  const auto y = clamp_exp_lo<T>(S::nabs(uh));
-  const auto e = exp_parts<T, HasLo>(y, HasLo ? S::select(neg, ul, S::neg(ul)) : ul);
-  const auto ev = S::ldexp(e.p, S::max(S::set1(T(-100)), e.n));
-  const auto rd = S::div(one, S::add(one, ev));
-  const auto g1 = S::mul(S::mul(x, du), rd);
-  const auto gneg = S::ldexp(S::mul(S::mul(S::mul(gy, e.p), rd), S::add(one, g1)), e.n);
-  const auto gpos = S::mul(gy, S::mul(S::fmadd(g1, ev, one), rd));
-  return S::select(neg, gneg, gpos);
+  const auto e = sig_parts<T, HasLo>(uh, ul);
+  const auto r = S::div(one, e.d);
+  const auto k = S::max(S::zero(), e.m);
+  const auto f = S::fmadd(S::mul(x, du), S::div(e.p, e.d), one);
+  return S::ldexp(S::mul(S::mul(gy, S::ldexp(r, k)), f), S::sub(e.m, k));
 }
 
 template <class T>
