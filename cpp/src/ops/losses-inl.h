@@ -5,7 +5,8 @@
 // gradient row (still in cache), and a scaling sweep turns e_j into the gradient. The loss
 // needs no cancelling subtraction: with class-index labels, lse - x_y = log1p(others / e_y),
 // others = sum of e_j over j != y, summed without the target lane; the target's gradient is
-// -others / d rather than p_y - 1.
+// -others / d rather than p_y - 1. Up to kCeSmallC classes, rows go across vector lanes
+// instead (ops/ce_small-inl.h), with the same formulas.
 #include <cmath>
 #include <cstdint>
 
