@@ -209,11 +209,12 @@ void ce_rows_small(const CeArgs<T>& a, int64_t r0, int64_t r1) {
     // Labels as vectors of T, ahead of the blocks: a vector load right after its lanes were
     // stored one by one would wait for the stores.
     const int64_t n = s1 - s0;
-    const int64_t* y = a.labels + s0;
-    if (probs)
+    if (probs) {
       for (int64_t r = 0; r < n; ++r) u.lab[r] = T(0);
-    else
+    } else {
+      const int64_t* y = a.labels + s0;
       for (int64_t r = 0; r < n; ++r) u.lab[r] = y[r] == a.ignore ? T(-1) : static_cast<T>(y[r]);
+    }
     for (int64_t r = n; r < kSuper; ++r) u.lab[r] = T(-1);
     int64_t b = s0;
     if (a.n_cls <= N) {
