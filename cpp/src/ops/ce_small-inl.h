@@ -34,16 +34,22 @@ TK_VMATH_INLINE void load_cols(const T* p, int64_t c, int64_t nr, typename Simd<
   }
 }
 
-// The inverse of load_cols: rows r < nr of p from col[j], j < c.
+// The inverse of load_cols: rows r < nr of p from col[j], j < c. Where partial stores are
+// dear, rows store whole vectors as long as these end inside the block: the excess lands in
+// the following rows' columns, which are written after (rows go in order, the last chunk of
+// columns first). Nothing outside the block's rows is written.
 template <class T, int64_t KC>
 TK_VMATH_INLINE void store_cols(T* p, int64_t c, int64_t nr, typename Simd<T>::V* col) {
   using S = Simd<T>;
   constexpr int64_t N = S::N;
-  for (int64_t q = 0; q < KC * N; q += N) {
+  for (int64_t q = (KC - 1) * N; q >= 0; q -= N) {
+    if (q >= c) continue;
     const auto w = static_cast<size_t>(c - q < N ? c - q : N);
     S::transpose(col + q);
-    for (int64_t r = 0; r < nr; ++r) S::store_partial(p + r * c + q, col[q + r], w);
-    if (q + N >= c) break;
+    int64_t r = 0;
+    if (!S::cheap_partial_store)
+      for (; r < nr && r * c + q + N <= nr * c; ++r) S::storeu(p + r * c + q, col[q + r]);
+    for (; r < nr; ++r) S::store_partial(p + r * c + q, col[q + r], w);
   }
 }
 
@@ -186,6 +192,16 @@ TK_VMATH_INLINE void ce_block_small(const CeArgs<T>& a, const CeSmallK<T>& k, in
   store_cols<T, KC>(a.grad + b * c, c, nr, x);
 }
 
+// The blocks of rows [s0, s1), a superblock.
+template <class T, int64_t KC>
+void ce_blocks_small(const CeArgs<T>& a, const CeSmallK<T>& k, int64_t s0, int64_t s1,
+                     CeSmallRows<T>& u) {
+  constexpr int64_t N = Simd<T>::N;
+  int64_t b = s0;
+  for (; b + N <= s1; b += N) ce_block_small<T, true, KC>(a, k, b, N, u, b - s0);
+  if (b < s1) ce_block_small<T, false, KC>(a, k, b, s1 - b, u, b - s0);
+}
+
 template <class T>
 void ce_rows_small(const CeArgs<T>& a, int64_t r0, int64_t r1) {
   constexpr int64_t N = Simd<T>::N;
@@ -209,21 +225,20 @@ void ce_rows_small(const CeArgs<T>& a, int64_t r0, int64_t r1) {
     // Labels as vectors of T, ahead of the blocks: a vector load right after its lanes were
     // stored one by one would wait for the stores.
     const int64_t n = s1 - s0;
-    const int64_t* y = a.labels + s0;
-    if (probs)
+    if (probs) {
       for (int64_t r = 0; r < n; ++r) u.lab[r] = T(0);
-    else
-      for (int64_t r = 0; r < n; ++r) u.lab[r] = y[r] == a.ignore ? T(-1) : static_cast<T>(y[r]);
-    for (int64_t r = n; r < kSuper; ++r) u.lab[r] = T(-1);
-    int64_t b = s0;
-    if (a.n_cls <= N) {
-      for (; b + N <= s1; b += N) ce_block_small<T, true, 1>(a, k, b, N, u, b - s0);
-      if (b < s1) ce_block_small<T, false, 1>(a, k, b, s1 - b, u, b - s0);
     } else {
-      constexpr int64_t KC = (kCeSmallC + N - 1) / N;
-      for (; b + N <= s1; b += N) ce_block_small<T, true, KC>(a, k, b, N, u, b - s0);
-      if (b < s1) ce_block_small<T, false, KC>(a, k, b, s1 - b, u, b - s0);
+      const int64_t* y = a.labels + s0;
+      for (int64_t r = 0; r < n; ++r) u.lab[r] = y[r] == a.ignore ? T(-1) : static_cast<T>(y[r]);
     }
+    for (int64_t r = n; r < kSuper; ++r) u.lab[r] = T(-1);
+    // one or two chunks of columns have their own unrolled code
+    if (a.n_cls <= N)
+      ce_blocks_small<T, 1>(a, k, s0, s1, u);
+    else if (a.n_cls <= 2 * N)
+      ce_blocks_small<T, 2>(a, k, s0, s1, u);
+    else
+      ce_blocks_small<T, (kCeSmallC + N - 1) / N>(a, k, s0, s1, u);
     ce_losses(u.d, u.others, u.e_y, u.m_xy, u.m_mean, u.lab, s1 - s0, probs, eps,
               a.row_loss + s0);
   }

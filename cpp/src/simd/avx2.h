@@ -28,6 +28,8 @@ struct Simd<float> {
   };
   using M = __m256;
   static constexpr size_t N = 8;
+  // store_partial (vmaskmov) costs several plain stores on some CPUs (AMD).
+  static constexpr bool cheap_partial_store = false;
 
   static V set1(float x) { return {_mm256_set1_ps(x)}; }
   static V zero() { return {_mm256_setzero_ps()}; }
@@ -132,6 +134,8 @@ struct Simd<double> {
   };
   using M = __m256d;
   static constexpr size_t N = 4;
+  // store_partial (vmaskmov) costs several plain stores on some CPUs (AMD).
+  static constexpr bool cheap_partial_store = false;
 
   static V set1(double x) { return {_mm256_set1_pd(x)}; }
   static V zero() { return {_mm256_setzero_pd()}; }

@@ -18,6 +18,8 @@ struct Simd<float> {
   };
   using M = __mmask16;
   static constexpr size_t N = 16;
+  // store_partial is one masked store, about the cost of a plain one.
+  static constexpr bool cheap_partial_store = true;
 
   static __mmask16 tail(size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static V set1(float x) { return {_mm512_set1_ps(x)}; }
@@ -123,6 +125,8 @@ struct Simd<double> {
   };
   using M = __mmask8;
   static constexpr size_t N = 8;
+  // store_partial is one masked store, about the cost of a plain one.
+  static constexpr bool cheap_partial_store = true;
 
   static __mmask8 tail(size_t n) { return static_cast<__mmask8>((1u << n) - 1u); }
   static V set1(double x) { return {_mm512_set1_pd(x)}; }

@@ -19,6 +19,8 @@ struct Simd<float> {
   };
   using M = uint32x4_t;
   static constexpr size_t N = 4;
+  // store_partial goes through a stack buffer.
+  static constexpr bool cheap_partial_store = false;
 
   static V set1(float x) { return {vdupq_n_f32(x)}; }
   static V zero() { return {vdupq_n_f32(0.0f)}; }
@@ -100,6 +102,8 @@ struct Simd<double> {
   };
   using M = uint64x2_t;
   static constexpr size_t N = 2;
+  // store_partial goes through a stack buffer.
+  static constexpr bool cheap_partial_store = false;
 
   static V set1(double x) { return {vdupq_n_f64(x)}; }
   static V zero() { return {vdupq_n_f64(0.0)}; }

@@ -16,6 +16,7 @@ struct Simd {
   };
   using M = bool;
   static constexpr size_t N = 1;
+  static constexpr bool cheap_partial_store = true;
 
   static V set1(T x) { return {x}; }
   static V zero() { return {T(0)}; }
