@@ -15,6 +15,8 @@ namespace TK_NS {
 namespace gemm_detail {
 
 constexpr int64_t kSkinnyRows = 64;
+// Tile steps of one sliver (a few ns each) that cover a memory latency with room to spare.
+constexpr int64_t kNearSteps = 256;
 
 // One kc×nc block of B in the skinny loop order (column chunks outer, K blocks inner).
 struct SkinnyBlock {
@@ -83,11 +85,16 @@ void skinny_rows(const Ctx<T>& x, const ThreadMem<T>& mem, int64_t n0, int64_t n
     const Phase ph = phase_of(cur.pc, cur.kc, P.k);
     const int64_t nsl = (cur.nc + NR - 1) / NR;
     const int64_t nk = nxt.valid ? nxt.kc : 0;
+    const bool near = tiles_m * cur.kc >= kNearSteps;
     for (int64_t s = 0; s < nsl; ++s) {
-      // Rows copied after sliver s: [nk*s/nsl, nk*(s+1)/nsl); the first sliver also
-      // fetches its own.
+      // Rows copied after sliver s: [nk*s/nsl, nk*(s+1)/nsl). A fetched line should arrive
+      // in time but not wait long (it can be evicted): when the tiles of one sliver take
+      // well over a memory latency, they fetch their own rows, into L1; otherwise the rows
+      // of the next sliver, into L2 (the first sliver fetches both).
       PrefetchStream pf;
-      const int64_t r0 = s == 0 ? 0 : nk * (s + 1) / nsl, r1 = nk * (s + 2) / nsl;
+      pf.to_l1 = near;
+      const int64_t r0 = near ? nk * s / nsl : (s == 0 ? 0 : nk * (s + 1) / nsl);
+      const int64_t r1 = min64(nk, near ? nk * (s + 1) / nsl : nk * (s + 2) / nsl);
       if (r1 > r0) {
         pf.row = reinterpret_cast<const char*>(nsrc + r0 * P.b_rs);
         pf.bytes = nxt.nc * static_cast<int64_t>(sizeof(T));
