@@ -35,13 +35,13 @@ SkinnyBlock next_block(const Ctx<T>& x, const SkinnyBlock& b, int64_t n1) {
 
 template <class T>
 void skinny_tiles(const Ctx<T>& x, const ABlock<T>& ab, const T* panel, int64_t jc, int64_t s,
-                  int64_t nc, int64_t kc, Phase ph, PrefetchStream* pf) {
+                  int64_t nc, int64_t kc, Phase ph) {
   const GemmProblem<T>& P = *x.P;
   constexpr int NR = tile_nr<T>();
   const int cols = static_cast<int>(min64(NR, nc - s * NR));
   for (int64_t i = 0; i < P.m; i += kMR)
     run_tile(x, i, jc + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, kc,
-             ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, panel + s * NR * kc, NR, ph, pf);
+             ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, panel + s * NR * kc, NR, ph);
 }
 
 // Rows [k0, k1) of a row-major block of B (nc columns) copied as rows of a panel with row
@@ -65,8 +65,8 @@ void copy_b_rows(const T* b, int64_t b_rs, int64_t nc, int64_t k0, int64_t k1, T
 // Row-major B, no column sums: a double-buffered panel that keeps B's row-major layout
 // (rows padded by a cache line, so a sliver's rows do not share cache sets) and is filled
 // progressively: after the tiles of each sliver, a few more rows of the next block are
-// copied, their lines fetched by software prefetch while those tiles computed. Memory then
-// streams B, in whole contiguous rows, while the cores multiply.
+// copied, their lines fetched by software prefetch while the tiles computed. Memory then
+// streams B in contiguous row runs while the cores multiply.
 template <class T>
 void skinny_rows(const Ctx<T>& x, const ThreadMem<T>& mem, int64_t n0, int64_t n1) {
   const GemmProblem<T>& P = *x.P;
@@ -155,7 +155,7 @@ void skinny(const Ctx<T>& x, int tid, int64_t n0, int64_t n1) {
                    P.b_colsum ? P.b_colsum + jc : nullptr, mem.sums);
       const ABlock<T> ab = a_block(P, 0, P.m, pc, kc, mem.a, true);
       for (int64_t s = 0; s * NR < nc; ++s)
-        skinny_tiles(x, ab, mem.b, jc, s, nc, kc, phase_of(pc, kc, P.k), nullptr);
+        skinny_tiles(x, ab, mem.b, jc, s, nc, kc, phase_of(pc, kc, P.k));
       if (pc + kc >= P.k) break;
     }
   }
