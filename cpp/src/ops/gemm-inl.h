@@ -2,8 +2,9 @@
 //   for jc (NC columns: a packed B panel, shared by the threads, in L3)
 //     for pc (KC deep)
 //       pack the B panel (each element once; bias-gradient column sums taken here)
-//       for ic (MC rows: a packed A block, per thread)
+//       for ic (MC rows: an A block; a row-major A is read in place, others are packed)
 //         for jr (NR columns: one B sliver)  for ir (MR rows): register tile
+// A row-major B that fits in L2 is not packed at all: the tiles read it in place.
 // Threads split M (sharing the B panel) or, for short M, N; never K, so every element of C
 // is summed in the same order whatever the thread count. Short M takes the skinny path
 // (gemm_skinny-inl.h), M == 1 the matrix-vector path (gemv-inl.h).
