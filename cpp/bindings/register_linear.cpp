@@ -142,7 +142,9 @@ py::object linear_core(const char* fn, py::handle x_obj, py::handle w_obj, py::h
     y = fresh(x.arg, m, n, "out");
   } else {
     y = output(c, out_obj, "out", x.arg, m, n);
-    c.no_overlap({&y.arg, &x.arg, &w.arg, b_obj.is_none() ? nullptr : &bias});
+    // out against each input; the inputs may share memory (a @ a, x @ x.T): they are only read
+    for (const Arg* in : {&x.arg, &w.arg, b_obj.is_none() ? nullptr : &bias})
+      if (in) c.no_overlap({&y.arg, in});
   }
   Mat pre;
   if (ret_pre) pre = fresh(x.arg, m, n, "preact");

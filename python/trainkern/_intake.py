@@ -35,6 +35,8 @@ def as_array(x, name: str, fn: str = "trainkern") -> np.ndarray:
             return np.from_dlpack(x)
         except (BufferError, TypeError, RuntimeError) as e:
             raise TypeError(f"{fn}: {name} could not be viewed through __dlpack__: {e}") from None
+        except ValueError as e:  # e.g. a shape whose size overflows
+            raise ValueError(f"{fn}: {name} could not be viewed through __dlpack__: {e}") from None
     try:
         mv = memoryview(x)
     except TypeError:

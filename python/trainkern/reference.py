@@ -40,12 +40,17 @@ def _fma(a, b, c):
     """a * b + c rounded once, as the kernels' FMA (and torch's add(alpha=)) computes it.
 
     For float32 the float64 product is exact and the sum is rounded twice (to float64,
-    then to float32), which differs from one rounding only in rare ties; float64 has no
-    wider type here, so it is a plain multiply-add.
+    then to float32), which differs from one rounding only in rare ties. float64 goes
+    through long double where that is wider (x86-64: 64-bit significand, so the product is
+    off by 2**-11 ULP at most, and where the sum cancels the result still agrees with one
+    rounding); elsewhere it is a plain multiply-add.
     """
     a = np.asarray(a)
     if a.dtype == np.float32:
         return (a.astype(np.float64) * np.float64(b) + c).astype(np.float32)
+    if a.dtype == np.float64 and np.finfo(np.longdouble).nmant > 52:
+        wide = a.astype(np.longdouble) * np.longdouble(b) + np.asarray(c, np.longdouble)
+        return wide.astype(np.float64)
     return a * b + c
 
 
@@ -67,8 +72,11 @@ def adam_step(
     maximize=False,
     grad_scale=None,
 ) -> None:
+    # Hyper-parameters are real numbers taken in double precision, as the kernels take them
+    # (a NumPy float32 scalar would otherwise pull the scalar arithmetic down to float32).
+    lr, beta1, beta2, eps, weight_decay = map(float, (lr, beta1, beta2, eps, weight_decay))
     t = param.dtype.type
-    g = grad if grad_scale is None else grad / t(grad_scale)
+    g = grad if grad_scale is None else grad / t(float(grad_scale))
     if maximize:
         g = -g
     if weight_decay != 0:
@@ -107,6 +115,7 @@ def sgd_step(
     maximize=False,
     step=None,
 ) -> None:
+    lr, momentum, dampening, weight_decay = map(float, (lr, momentum, dampening, weight_decay))
     t = param.dtype.type
     d = -grad if maximize else grad
     if weight_decay != 0:
@@ -196,7 +205,8 @@ _GELU_A = 0.044715
 
 
 def _finish(value, like, out):
-    value = value.astype(np.asarray(like).dtype)
+    # an array also for 0-d inputs (NumPy arithmetic on them gives scalars), as the kernels
+    value = np.asarray(value).astype(np.asarray(like).dtype)
     if out is None:
         return value
     np.copyto(np.asarray(out), value)
@@ -215,7 +225,8 @@ def _sigmoid_pair(u):
 
 
 def _erfc(v):
-    return np.frompyfunc(math.erfc, 1, 1)(v).astype(np.float64)
+    # frompyfunc returns a Python float for a 0-d input
+    return np.asarray(np.frompyfunc(math.erfc, 1, 1)(v), dtype=np.float64)
 
 
 def _at_inf(x, value, pos, neg):
@@ -238,9 +249,17 @@ def relu(x, *, out=None):
     return _finish(np.maximum(_f64(x), 0.0), x, out)
 
 
+def _slope(like, negative_slope):
+    """The slope rounded to the array's dtype, as the kernels (and torch) use it."""
+    with np.errstate(over="ignore"):
+        return float(np.asarray(like).dtype.type(negative_slope))
+
+
 def leaky_relu(x, negative_slope=0.01, *, out=None):
     v = _f64(x)
-    return _finish(np.where(v > 0, v, v * negative_slope), x, out)
+    s = _slope(x, negative_slope)
+    with np.errstate(invalid="ignore"):
+        return _finish(np.where(v > 0, v, v * s), x, out)
 
 
 def sigmoid(x, *, out=None):
@@ -271,7 +290,9 @@ def relu_backward(grad_y, x, *, out=None):
 
 def leaky_relu_backward(grad_y, x, negative_slope=0.01, *, out=None):
     g = _f64(grad_y)
-    return _finish(np.where(_f64(x) > 0, g, g * negative_slope), grad_y, out)
+    s = _slope(grad_y, negative_slope)
+    with np.errstate(invalid="ignore"):
+        return _finish(np.where(_f64(x) > 0, g, g * s), grad_y, out)
 
 
 def sigmoid_backward(grad_y, y, *, out=None):
@@ -305,7 +326,7 @@ def silu_backward(grad_y, x, *, out=None):
 
 def _reduce(rows, reduction, count, dt):
     if reduction == "none":
-        return rows.astype(dt)
+        return np.asarray(rows).astype(dt)
     total = rows.sum()
     if reduction == "sum":
         return dt.type(total)
@@ -345,8 +366,12 @@ def softmax_cross_entropy(
         y = np.where(keep, lab, 0).astype(np.int64)
         target = np.full((n, c), eps / c)
         target[np.arange(n), y] += 1.0 - eps
-        with np.errstate(invalid="ignore"):
-            rows = -(target * logp).sum(axis=1)
+        # torch's form: (1 - eps) nll + eps * mean(-logp), the smoothing term only when
+        # eps > 0 (a class with logit -inf then adds nothing, where 0 * -inf would be NaN)
+        rows = -logp[np.arange(n), y]
+        if eps > 0:
+            with np.errstate(invalid="ignore"):
+                rows = (1.0 - eps) * rows - eps / c * logp.sum(axis=1)
         rows = np.where(keep, rows, 0.0)
         grad_rows = np.where(keep[:, None], p - target, 0.0)
         count = int(keep.sum())
@@ -374,7 +399,8 @@ def mse_loss(pred, target, *, reduction="mean", compute_grad=True, out=None):
     loss = _reduce(diff * diff, reduction, diff.size, p0.dtype)
     if not compute_grad:
         return loss, None
-    scale = 2.0 / diff.size if reduction == "mean" else 2.0
+    # an empty "mean" has a NaN loss and an empty gradient
+    scale = 2.0 / diff.size if reduction == "mean" and diff.size else 2.0
     return loss, _finish(diff * scale, p0, out)
 # Linear layer: the product in the operands' dtype (NumPy's matmul), then the activation
 # twins above.
