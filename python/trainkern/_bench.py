@@ -218,18 +218,26 @@ def cases(quick: bool) -> list[Case]:
     return out
 
 
-def time_call(fn: Callable[[], object], min_time: float, min_reps: int = 5) -> float:
-    """Median seconds per call over at least `min_reps` calls and `min_time` seconds."""
-    fn()
-    samples = []
-    start = time.perf_counter()
-    while len(samples) < min_reps or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
+def time_calls(impls: dict, min_time: float, min_reps: int = 5) -> dict:
+    """Median seconds per call of each implementation, sampled round-robin (one call of
+    each per round) so that a neighbour's load drifting over time hits all of them alike;
+    at least `min_reps` rounds and `min_time` seconds per implementation."""
+    for fn in impls.values():
         fn()
-        samples.append(time.perf_counter() - t0)
-        if len(samples) >= 10_000:
+    samples = {name: [] for name in impls}
+    spent = dict.fromkeys(impls, 0.0)
+    rounds = 0
+    while rounds < min_reps or min(spent.values()) < min_time:
+        for name, fn in impls.items():
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            samples[name].append(dt)
+            spent[name] += dt
+        rounds += 1
+        if rounds >= 10_000:
             break
-    return float(np.median(samples))
+    return {name: float(np.median(v)) for name, v in samples.items()}
 
 
 class Progress:
@@ -297,7 +305,7 @@ def run(selected: list[Case], threads: int, quick: bool, progress: bool = True) 
         bar = Progress(len(selected), progress)
         for case in selected:
             impls = case.setup()
-            times = {name: time_call(fn, 0.05 if quick else 0.3) for name, fn in impls.items()}
+            times = time_calls(impls, 0.05 if quick else 0.3)
             results.append(_row(case, times, roof, threads))
             bar.step(f"{case.kernel} {case.shape}")
     finally:
