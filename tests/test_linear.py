@@ -110,9 +110,10 @@ def test_linear_odd_sizes(isa, dtype, rng, m, k, n):
 
 
 def test_several_k_blocks_and_threads(isa, dtype, rng, threads):
-    # K beyond one cache block, M split over threads (packed path) and short M (skinny).
-    for m in (200, 40):
-        a, b, bias = operands(rng, m, 2100, 130, dtype)
+    # K beyond one cache block, threads splitting M (sharing the packed B panel), short M
+    # (skinny), and N (each thread packing its own columns of B).
+    for m, k, n in ((200, 2100, 130), (40, 2100, 130), (130, 1100, 600)):
+        a, b, bias = operands(rng, m, k, n, dtype)
         results = []
         for t in (1, 2):
             trainkern.set_num_threads(t)

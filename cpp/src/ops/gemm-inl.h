@@ -117,8 +117,13 @@ void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
 
   int nt = num_threads();
   if (omp_in_parallel() || P.m * P.n * max64(P.k, 1) < (int64_t{1} << 17)) nt = 1;
-  // Threads split M when each gets at least one full A block, else N.
-  const bool split_m = nt > 1 && !skinny_form && P.m >= nt * MC;
+  // Threads split M, sharing the packed B panel, when each gets at least one full A block
+  // and A must be packed (else each thread would pack all of A). With A read in place they
+  // split N when each gets a few slivers: each packs its own columns of B, and they never
+  // wait for each other (a barrier costs a whole time slice when a core is shared).
+  const bool a_in_place = P.a_cs == 1;
+  const bool wide = P.n >= nt * 4 * NR;
+  const bool split_m = nt > 1 && !skinny_form && P.m >= nt * MC && !(a_in_place && wide);
   if (!split_m) nt = static_cast<int>(min64(nt, (P.n + NR - 1) / NR));
 
   const bool gemv_form = P.m == 1 && !P.b_colsum && (P.b_cs == 1 || P.b_rs == 1);
