@@ -15,7 +15,12 @@ python3 -m build --wheel --outdir "$work/raw" .
 auditwheel repair --plat "${AUDITWHEEL_PLAT:-manylinux_2_34_$(uname -m)}" -w "$out" "$work"/raw/*.whl
 wheel=$(ls -t "$out"/trainkern-*.whl | head -1)
 echo "== repaired wheel: $wheel"
-unzip -l "$wheel" | grep -E "libgomp|_core|digits" || true
+contents=$(python3 -m zipfile -l "$wheel")
+echo "$contents" | grep -E "libgomp|_core|digits"
+# the OpenMP runtime is vendored, and the bundled data set is in
+for want in 'trainkern\.libs/libgomp' 'trainkern/data/digits\.npz' 'trainkern/_core'; do
+  echo "$contents" | grep -Eq "$want" || { echo "wheel lacks $want" >&2; exit 1; }
+done
 
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet "$wheel[test]"

@@ -5,13 +5,18 @@
 # Needs Debian's qemu-user. Extra arguments go to pytest (e.g. tests/test_optim.py).
 # The whole suite takes tens of minutes per model (see docs/hardening.md for timings).
 #
+# PYTHON picks the interpreter (default: python3 on PATH); a virtual environment's
+# site-packages come along.
+#
 # qemu-user does not follow execve(), so a test that starts `sys.executable` in a subprocess
 # would run it natively (with AVX-512). Python is therefore started through a wrapper that
 # sits in a virtual-environment layout (pyvenv.cfg pointing at the real interpreter, system
 # site-packages included): sys.executable is the wrapper, and every child is emulated too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=$(python3 -c "import os, sys; print(os.path.realpath(sys.executable))")
+PY=$("${PYTHON:-python3}" -c "import os, sys; print(os.path.realpath(sys.executable))")
+site=$("${PYTHON:-python3}" -c "import os, site; print(os.pathsep.join(site.getsitepackages()))")
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$site"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Haswell without the features TCG cannot emulate (qemu warns about each on every start).

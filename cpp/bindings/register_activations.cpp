@@ -33,11 +33,18 @@ bool same_view(const Arg& a, const Arg& b) {
   return true;
 }
 
-// Inputs of any layout are read through a C-contiguous copy (one extra pass) when needed.
+// Inputs of any layout are read through a C-contiguous, aligned copy when needed (one
+// extra pass). Alignment must be asked for: NumPy hands back a C-contiguous array at an odd
+// address as it is (the scalar target then loads misaligned doubles: undefined behaviour).
 void contiguous_input(Arg& a) {
   if (!(a.arr.flags() & py::array::c_style) ||
-      reinterpret_cast<uintptr_t>(a.arr.data()) % a.arr.itemsize() != 0)
-    a.arr = py::array::ensure(a.arr, py::array::c_style | py::array::forcecast);
+      reinterpret_cast<uintptr_t>(a.arr.data()) % a.arr.itemsize() != 0) {
+    using api = py::detail::npy_api;
+    PyObject* copy = api::get().PyArray_FromAny_(
+        a.arr.ptr(), nullptr, 0, 0, api::NPY_ARRAY_C_CONTIGUOUS_ | api::NPY_ARRAY_ALIGNED_, nullptr);
+    if (copy == nullptr) throw py::error_already_set();
+    a.arr = py::reinterpret_steal<py::array>(copy);
+  }
 }
 
 Activation checked_act(int act) {

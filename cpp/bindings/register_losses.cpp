@@ -1,6 +1,7 @@
 // Bindings of the loss kernels: validate every argument (labels included, naming the first
 // bad row), then release the GIL and run.
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -34,11 +35,18 @@ bool same_view(const Arg& a, const Arg& b) {
   return true;
 }
 
-// Inputs of any layout are read through a C-contiguous copy when needed.
+// Inputs of any layout are read through a C-contiguous, aligned copy when needed (one
+// extra pass). Alignment must be asked for: NumPy hands back a C-contiguous array at an odd
+// address as it is (the scalar target then loads misaligned doubles: undefined behaviour).
 void contiguous_input(Arg& a) {
   if (!(a.arr.flags() & py::array::c_style) ||
-      reinterpret_cast<uintptr_t>(a.arr.data()) % a.arr.itemsize() != 0)
-    a.arr = py::array::ensure(a.arr, py::array::c_style | py::array::forcecast);
+      reinterpret_cast<uintptr_t>(a.arr.data()) % a.arr.itemsize() != 0) {
+    using api = py::detail::npy_api;
+    PyObject* copy = api::get().PyArray_FromAny_(
+        a.arr.ptr(), nullptr, 0, 0, api::NPY_ARRAY_C_CONTIGUOUS_ | api::NPY_ARRAY_ALIGNED_, nullptr);
+    if (copy == nullptr) throw py::error_already_set();
+    a.arr = py::reinterpret_steal<py::array>(copy);
+  }
 }
 
 // The gradient buffer: `out` checked (may be the same view as `inplace_ok`, must not overlap
@@ -104,6 +112,12 @@ py::tuple cross_entropy_binding(py::handle logits, py::handle labels, py::handle
                     std::to_string(n) + " rows");
     idx = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(lab.arr);
     if (!idx) throw py::error_already_set();
+    if (reinterpret_cast<uintptr_t>(idx.data()) % alignof(int64_t) != 0) {
+      // An int64 view at an odd address: read through an aligned copy.
+      py::array_t<int64_t> aligned(static_cast<py::ssize_t>(n));
+      std::memcpy(aligned.mutable_data(), idx.data(), static_cast<size_t>(n) * sizeof(int64_t));
+      idx = aligned;
+    }
     const int64_t bad = check_class_labels(idx.data(), n, k, o.ignore_index, &o.count);
     if (bad >= 0)
       c.value_error("labels[" + std::to_string(bad) + "] = " + std::to_string(idx.data()[bad]) +
