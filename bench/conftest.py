@@ -66,6 +66,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 key = "flops" if "flops" in info else "bytes"
                 roof_rate = roof.extra_info[key] / roof.stats.median
                 of_roof = f"{100 * info[key] / med / roof_rate:7.1f}%"
+            elif info.get("peak_gflops") and "flops" in info:
+                # Compute-bound groups: the FMA peak measured in the same run.
+                of_roof = f"{100 * rate / info['peak_gflops']:7.1f}%"
             speed = ""
             if tk is not None and b is not tk and not info.get("roof"):
                 speed = f"{med / tk.stats.median:10.2f}x"

@@ -110,9 +110,10 @@ def test_linear_odd_sizes(isa, dtype, rng, m, k, n):
 
 
 def test_several_k_blocks_and_threads(isa, dtype, rng, threads):
-    # K beyond one cache block, M split over threads (packed path) and short M (skinny).
-    for m in (200, 40):
-        a, b, bias = operands(rng, m, 2100, 130, dtype)
+    # K beyond one cache block, threads splitting M (sharing the packed B panel), short M
+    # (skinny), and N (each thread packing its own columns of B).
+    for m, k, n in ((200, 2100, 130), (40, 2100, 130), (130, 1100, 600)):
+        a, b, bias = operands(rng, m, k, n, dtype)
         results = []
         for t in (1, 2):
             trainkern.set_num_threads(t)
@@ -306,14 +307,17 @@ def test_linear_backward(isa, dtype, rng, act, m, k, n):
     check_backward(res, gy, x, w, act, pre, True, dtype, need_grad_x=False)
 
 
+@pytest.mark.parametrize("act", [None, "silu"])
 @pytest.mark.parametrize("lx,lw,lg", [("F", "F", "C"), ("S", "C", "F"), ("C", "S", "S")])
-def test_linear_backward_layouts(isa, dtype, rng, lx, lw, lg):
+def test_linear_backward_layouts(isa, dtype, rng, lx, lw, lg, act):
+    # Without an activation grad_y is read in place, in its own layout, by both products
+    # (and its column sums are taken while it is packed).
     x, w, _ = operands(rng, 70, 40, 90, dtype)
     gy = rng.standard_normal((70, 90)).astype(dtype)
     pre = rng.standard_normal((70, 90)).astype(dtype)
     res = trainkern.linear_backward(layout(gy, lg), layout(x, lx), layout(w, lw),
-                                    activation="silu", preact=layout(pre, lg))
-    check_backward(res, gy, x, w, "silu", pre, True, dtype)
+                                    activation=act, preact=layout(pre, lg))
+    check_backward(res, gy, x, w, act, pre, True, dtype)
 
 
 @pytest.mark.parametrize("m,k,n", [(0, 5, 7), (6, 0, 7), (6, 5, 0), (40, 1, 300)])

@@ -47,6 +47,58 @@ def test_cross_entropy_probability_labels(isa, dtype, rng, reduction, smoothing)
     assert_close(grad, rgrad, "ce_grad", dtype)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_cross_entropy_every_small_class_count(isa, dtype, rng, reduction):
+    # C <= 32 runs blocks of rows across vector lanes (C = 33 is the first per-row shape); 37
+    # rows leave a partial block, and ignored rows, smoothing, probability labels, in place.
+    for c in range(1, 34):
+        x, y = logits_and_labels(rng, dtype, 37, c)
+        y[5] = -100
+        p = rng.random((37, c)).astype(dtype)
+        p /= p.sum(axis=1, keepdims=True)
+        for labels, smoothing in ((y, 0.0), (y, 0.1), (p, 0.0), (p, 0.2)):
+            kw = dict(reduction=reduction, label_smoothing=smoothing)
+            loss, grad = trainkern.softmax_cross_entropy(x, labels, **kw)
+            rloss, rgrad = ref.softmax_cross_entropy(x, labels, **kw)
+            msg = f"C={c} labels={labels.dtype} smoothing={smoothing}"
+            assert_close(loss, rloss, "ce_loss", dtype, err_msg=msg)
+            op = "ce_grad_probs" if labels is p else "ce_grad"
+            assert_close(grad, rgrad, op, dtype, err_msg=msg)
+            inplace = x.copy()
+            assert trainkern.softmax_cross_entropy(inplace, labels, out=inplace, **kw)[1] is inplace
+            np.testing.assert_array_equal(inplace, grad, err_msg=msg)
+            # nothing is written past the gradient (whole-vector stores end inside it)
+            buf = np.full(x.size + 64, 7.0, dtype)
+            out = buf[: x.size].reshape(x.shape)
+            trainkern.softmax_cross_entropy(x, labels, out=out, **kw)
+            np.testing.assert_array_equal(out, grad, err_msg=msg)
+            assert (buf[x.size :] == 7.0).all(), msg
+
+
+def test_small_class_count_special_rows(isa, dtype):
+    # Rows that need the small-C path's exact target term and its limits: p_y ~ 1 (the loss and
+    # the target's gradient are ~(C-1) e^-30), a target far below the maximum, NaN and inf in
+    # an ignored row (gradient still 0), huge logits.
+    c = 10
+    x = np.zeros((5, c), dtype)
+    x[0, 3] = 30
+    x[1, 0] = 1e4
+    x[2, :] = np.nan
+    x[3, 1] = np.inf
+    x[4, :] = np.finfo(dtype).max / 2
+    x[4, 6] = -np.finfo(dtype).max / 2
+    y = np.array([3, 7, -100, -100, 6])
+    loss, grad = trainkern.softmax_cross_entropy(x, y, reduction="none")
+    others = (c - 1) * np.exp(-30.0)
+    np.testing.assert_allclose(loss[0], np.log1p(others), rtol=1e-6)
+    np.testing.assert_allclose(grad[0, 3], -others / (1 + others), rtol=1e-6)
+    np.testing.assert_allclose(loss[1], 1e4, rtol=1e-6)
+    np.testing.assert_array_equal(grad[1], np.eye(c, dtype=dtype)[0] - np.eye(c, dtype=dtype)[7])
+    assert (loss[2:4] == 0).all() and (grad[2:4] == 0).all()
+    np.testing.assert_allclose(loss[4], np.float64(np.finfo(dtype).max), rtol=1e-6)
+    np.testing.assert_allclose(grad[4], np.where(np.arange(c) == 6, -1.0, 1.0 / 9), rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     "label_dtype", [np.int8, np.uint8, np.int16, np.int32, np.int64, np.uint64]
 )
@@ -122,8 +174,10 @@ def test_target_with_probability_near_one(isa, dtype):
     np.testing.assert_allclose(grad[0, 0], np.exp(-30.0) / (1 + others), rtol=1e-6)
 
 
-def test_thread_count_does_not_change_results(rng, threads):
-    x, y = logits_and_labels(rng, np.float32, 3001, 97)
+@pytest.mark.parametrize("n_cls", [97, 10])
+def test_thread_count_does_not_change_results(rng, threads, n_cls):
+    # 10 classes: blocks of rows across lanes, the second thread's first block where it falls
+    x, y = logits_and_labels(rng, np.float32, 5001, n_cls)
     trainkern.set_num_threads(1)
     a = trainkern.softmax_cross_entropy(x, y, label_smoothing=0.1)
     m = trainkern.mse_loss(x, x[::-1].copy())

@@ -38,6 +38,31 @@ std::string shape_str(const py::array& a) {
   return s.str();
 }
 
+bool same_view(const Arg& a, const Arg& b) {
+  if (a.arr.data() != b.arr.data() || a.arr.ndim() != b.arr.ndim()) return false;
+  // The stride of an axis of length 1 is never used, and exporters disagree on it
+  // (a memoryview of a NumPy view reports the element size there).
+  for (py::ssize_t d = 0; d < a.arr.ndim(); ++d)
+    if (a.arr.shape(d) != b.arr.shape(d) ||
+        (a.arr.shape(d) > 1 && a.arr.strides(d) != b.arr.strides(d)))
+      return false;
+  return true;
+}
+
+void contiguous_input(Arg& a) {
+  // One extra pass. Alignment must be asked for: NumPy hands back a C-contiguous array at an
+  // odd address as it is (the scalar target would then load misaligned doubles: UB).
+  if (!(a.arr.flags() & py::array::c_style) ||
+      reinterpret_cast<uintptr_t>(a.arr.data()) % a.arr.itemsize() != 0) {
+    using api = py::detail::npy_api;
+    PyObject* copy = api::get().PyArray_FromAny_(
+        a.arr.ptr(), nullptr, 0, 0, api::NPY_ARRAY_C_CONTIGUOUS_ | api::NPY_ARRAY_ALIGNED_,
+        nullptr);
+    if (copy == nullptr) throw py::error_already_set();
+    a.arr = py::reinterpret_steal<py::array>(copy);
+  }
+}
+
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 void Checker::type_error(const std::string& msg) const {

@@ -55,6 +55,11 @@ class Checker {
   const char* fn_;
 };
 
+// The very same array view (in-place use), as opposed to memory that merely overlaps.
+bool same_view(const Arg& a, const Arg& b);
+// Replaces an input of any layout by a C-contiguous, aligned copy when it is not one already.
+void contiguous_input(Arg& a);
+
 std::string shape_str(const py::array& a);
 std::string dtype_str(const py::array& a);
 

@@ -3,6 +3,7 @@
 // anything is written, then the GIL is released around the kernel.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "intake.h"
 #include "trainkern/kernels.h"

@@ -24,31 +24,6 @@ Reduction parse_reduction(const Checker& c, py::handle r) {
                 py::repr(r).cast<std::string>());
 }
 
-bool same_view(const Arg& a, const Arg& b) {
-  if (a.arr.data() != b.arr.data() || a.arr.ndim() != b.arr.ndim()) return false;
-  // The stride of an axis of length 1 is never used, and exporters disagree on it
-  // (a memoryview of a NumPy view reports the element size there).
-  for (py::ssize_t d = 0; d < a.arr.ndim(); ++d)
-    if (a.arr.shape(d) != b.arr.shape(d) ||
-        (a.arr.shape(d) > 1 && a.arr.strides(d) != b.arr.strides(d)))
-      return false;
-  return true;
-}
-
-// Inputs of any layout are read through a C-contiguous, aligned copy when needed (one
-// extra pass). Alignment must be asked for: NumPy hands back a C-contiguous array at an odd
-// address as it is (the scalar target then loads misaligned doubles: undefined behaviour).
-void contiguous_input(Arg& a) {
-  if (!(a.arr.flags() & py::array::c_style) ||
-      reinterpret_cast<uintptr_t>(a.arr.data()) % a.arr.itemsize() != 0) {
-    using api = py::detail::npy_api;
-    PyObject* copy = api::get().PyArray_FromAny_(
-        a.arr.ptr(), nullptr, 0, 0, api::NPY_ARRAY_C_CONTIGUOUS_ | api::NPY_ARRAY_ALIGNED_, nullptr);
-    if (copy == nullptr) throw py::error_already_set();
-    a.arr = py::reinterpret_steal<py::array>(copy);
-  }
-}
-
 // The gradient buffer: `out` checked (may be the same view as `inplace_ok`, must not overlap
 // `inputs`), or a new C-contiguous array shaped like `like`.
 py::object grad_output(const Checker& c, py::handle out, const Arg& like, Arg* o,
@@ -69,9 +44,12 @@ py::object grad_output(const Checker& c, py::handle out, const Arg& like, Arg* o
   return py::reinterpret_borrow<py::object>(out);
 }
 
-py::object scalar_of(const Arg& like, double v) {
-  // a NumPy scalar of the input's dtype, as numpy reductions return
-  return like.arr.dtype().attr("type")(v);
+py::object scalar_of(DType dt, double v) {
+  // a NumPy scalar of the input's dtype, as numpy reductions return; the types are looked up
+  // once (kept for the life of the process)
+  static const py::handle f32 = py::object(py::module_::import("numpy").attr("float32")).release();
+  static const py::handle f64 = py::object(py::module_::import("numpy").attr("float64")).release();
+  return (dt == DType::f32 ? f32 : f64)(v);
 }
 
 py::tuple cross_entropy_binding(py::handle logits, py::handle labels, py::handle reduction,
@@ -100,33 +78,26 @@ py::tuple cross_entropy_binding(py::handle logits, py::handle labels, py::handle
     c.type_error("labels must be integer class indices of shape (N,) or probabilities of "
                  "shape (N, C); got dtype " + dtype_str(lab.arr) + " and shape " +
                  shape_str(lab.arr));
-  std::vector<int64_t> idx;
+  // Class indices as contiguous int64: the array itself when it is one, else a converted copy
+  // (any integer dtype and layout).
+  py::array_t<int64_t> idx;
   if (index_labels) {
     if (lab.arr.shape(0) != n)
       c.value_error("labels has shape " + shape_str(lab.arr) + " but logits has " +
                     std::to_string(n) + " rows");
-    // Any integer dtype and layout, read once as int64 (also the range check).
-    auto as64 = py::array_t<int64_t, py::array::forcecast>::ensure(lab.arr);
-    if (!as64) throw py::error_already_set();
-    // read bytewise: labels may sit at any address (an int64 view at an odd offset)
-    const char* base = reinterpret_cast<const char*>(as64.data());
-    const py::ssize_t stride = as64.ndim() ? as64.strides(0) : 0;
-    idx.resize(static_cast<size_t>(n));
-    o.count = 0;
-    for (int64_t r = 0; r < n; ++r) {
-      int64_t y;
-      std::memcpy(&y, base + r * stride, sizeof y);
-      if (y == o.ignore_index) {
-        idx[static_cast<size_t>(r)] = y;
-        continue;
-      }
-      if (y < 0 || y >= k)
-        c.value_error("labels[" + std::to_string(r) + "] = " + std::to_string(y) +
-                      " is out of range [0, " + std::to_string(k) + ") and is not ignore_index (" +
-                      std::to_string(o.ignore_index) + ")");
-      idx[static_cast<size_t>(r)] = y;
-      ++o.count;
+    idx = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(lab.arr);
+    if (!idx) throw py::error_already_set();
+    if (reinterpret_cast<uintptr_t>(idx.data()) % alignof(int64_t) != 0) {
+      // An int64 view at an odd address: read through an aligned copy.
+      py::array_t<int64_t> aligned(static_cast<py::ssize_t>(n));
+      std::memcpy(aligned.mutable_data(), idx.data(), static_cast<size_t>(n) * sizeof(int64_t));
+      idx = aligned;
     }
+    const int64_t bad = check_class_labels(idx.data(), n, k, o.ignore_index, &o.count);
+    if (bad >= 0)
+      c.value_error("labels[" + std::to_string(bad) + "] = " + std::to_string(idx.data()[bad]) +
+                    " is out of range [0, " + std::to_string(k) + ") and is not ignore_index (" +
+                    std::to_string(o.ignore_index) + ")");
   } else {
     c.same_dtype(lab, x);
     c.same_shape(lab, x);
@@ -146,19 +117,20 @@ py::tuple cross_entropy_binding(py::handle logits, py::handle labels, py::handle
   const void* pp = prob_labels ? pin.data() : nullptr;
   void* gp = want_grad ? g.data() : nullptr;
   void* rp = o.reduction == Reduction::none ? rows.data() : nullptr;
+  const int64_t* ip = index_labels ? idx.data() : nullptr;
   double total;
   {
     py::gil_scoped_release release;
     if (dt == DType::f32)
-      total = softmax_cross_entropy(static_cast<const float*>(xp), idx.data(),
+      total = softmax_cross_entropy(static_cast<const float*>(xp), ip,
                                     static_cast<const float*>(pp), n, k, static_cast<float*>(rp),
                                     static_cast<float*>(gp), o);
     else
-      total = softmax_cross_entropy(static_cast<const double*>(xp), idx.data(),
+      total = softmax_cross_entropy(static_cast<const double*>(xp), ip,
                                     static_cast<const double*>(pp), n, k,
                                     static_cast<double*>(rp), static_cast<double*>(gp), o);
   }
-  py::object loss = o.reduction == Reduction::none ? py::object(rows.arr) : scalar_of(x, total);
+  py::object loss = o.reduction == Reduction::none ? py::object(rows.arr) : scalar_of(dt, total);
   return py::make_tuple(loss, grad_obj);
 }
 
@@ -203,7 +175,7 @@ py::tuple mse_binding(py::handle pred, py::handle target, py::handle reduction,
       total = mse_loss(static_cast<const double*>(pp), static_cast<const double*>(tp), n, r,
                        static_cast<double*>(ep), static_cast<double*>(gp));
   }
-  py::object loss = r == Reduction::none ? py::object(elems.arr) : scalar_of(p, total);
+  py::object loss = r == Reduction::none ? py::object(elems.arr) : scalar_of(dt, total);
   return py::make_tuple(loss, grad_obj);
 }
 

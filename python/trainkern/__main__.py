@@ -1,45 +1,50 @@
-"""`python -m trainkern`: show the configuration and run a short Adam demo.
+"""`python -m trainkern`: train a small network on handwritten digits with trainkern's kernels.
 
-Subcommands: `info` (the build and dispatch state), `bench` (kernel-by-kernel timings
-against NumPy and torch, as % of this machine's roofline) and `report` (the same table and
-plot from a pytest-benchmark JSON file).
+Subcommands: `train` (the default), `info` (build and dispatch state), `bench` (kernel-by-kernel
+timings against NumPy and torch, as % of this machine's roofline) and `report` (the same table
+and plot from a pytest-benchmark JSON file).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
-
-import numpy as np
 
 import trainkern
-from trainkern import reference
 
 
-def _adam_demo(n: int, steps: int) -> None:
-    """Minimise 0.5 * ||w - target||^2 by Adam, with trainkern and with the NumPy reference."""
-    rng = np.random.default_rng(0)
-    target = rng.standard_normal(n).astype(np.float32)
-    print(f"\nAdam demo: {n:,} parameters, {steps} steps (optimizer time only)")
-    for name, step_fn in (("trainkern", trainkern.adam_step), ("numpy ref", reference.adam_step)):
-        w = np.zeros(n, np.float32)
-        m = np.zeros_like(w)
-        v = np.zeros_like(w)
-        grad = np.empty_like(w)
-        update_time = 0.0
-        for t in range(1, steps + 1):
-            np.subtract(w, target, out=grad)
-            t0 = time.perf_counter()
-            step_fn(w, grad, m, v, step=t, lr=0.05)
-            update_time += time.perf_counter() - t0
-        loss = 0.5 * float(np.sum((w - target) ** 2))
-        print(f"  {name:<10} final loss {loss:12.6g}   {update_time / steps * 1e3:8.3f} ms/step")
+def _hidden(text: str) -> tuple:
+    try:
+        sizes = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--hidden wants sizes like 256,128, got {text!r}")
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"--hidden wants positive sizes, got {text!r}")
+    return sizes
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--epochs", type=int, default=30, help="passes over the training set (30)")
+    p.add_argument("--batch-size", type=int, default=64, help="examples per step (64)")
+    p.add_argument("--hidden", type=_hidden, default=(256, 128),
+                   help="hidden layer sizes, comma separated (256,128)")
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
+                   help="adam, adamw (decoupled weight decay 1e-4) or sgd (momentum 0.9)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (1e-3 for adam/adamw, 5e-2 for sgd)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for trainkern and torch (default: all cores)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the split, init and order")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="trainkern", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="trainkern", description=__doc__.splitlines()[0],
+        epilog="With no subcommand, trains the 64-256-128-10 MLP (the train subcommand).")
+    _add_train_options(parser)
     sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="train the MLP (the default)")
+    _add_train_options(train)
     sub.add_parser("info", help="print the build and dispatch configuration")
     bench = sub.add_parser("bench", help="time every kernel against NumPy and torch")
     bench.add_argument("--quick", action="store_true", help="smaller sizes; under a minute")
@@ -65,10 +70,47 @@ def main(argv=None) -> int:
         if args.plot:
             _report.plot(data, args.plot)
         return 0
-    trainkern.show_config()
-    if args.command is None:
-        _adam_demo(n=1_000_000, steps=20)
+    if args.command == "info":
+        trainkern.show_config()
+        return 0
+    return _train(args)
+
+
+def _train(args) -> int:
+    from trainkern import _train as t
+
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise SystemExit("--threads must be >= 1")
+        trainkern.set_num_threads(args.threads)
+        try:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            pass
+    lr = args.lr if args.lr is not None else (5e-2 if args.optimizer == "sgd" else 1e-3)
+    cfg = t.Config(hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
+                   optimizer=args.optimizer, lr=lr, seed=args.seed)
+    with _blas_threads(args.threads):
+        t.train(cfg)
     return 0
+
+
+def _blas_threads(n):
+    """NumPy's BLAS (the reference's matmul) on the same thread count, via threadpoolctl."""
+    import contextlib
+
+    if n is None:
+        return contextlib.nullcontext()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _bench(args) -> int:

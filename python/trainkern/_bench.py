@@ -92,6 +92,114 @@ def _sgd_case(n: int) -> Case:
     return Case("optim", "sgd_step (momentum)", f"{n:,} f32", setup, bytes=20.0 * n, roof="adam")
 
 
+def _elementwise_case(name, n, tk, numpy_fn, torch_fn, inputs, nbytes, roof):
+    """A memory-bound activation: `inputs` arrays of n float32 in, one array out."""
+
+    def setup():
+        rng = np.random.default_rng(2)
+        args = [rng.standard_normal(n, dtype=np.float32) * 3 for _ in range(inputs)]
+        out = np.empty(n, np.float32)
+        tk(*args, out=out)
+        np.testing.assert_allclose(out[:4096], numpy_fn(*[a[:4096] for a in args]),
+                                   rtol=2e-5, atol=2e-6)
+        impls = {"trainkern": lambda: tk(*args, out=out), "numpy": lambda: numpy_fn(*args)}
+        torch = _torch()
+        if torch is not None and torch_fn is not None:
+            targs = [torch.from_numpy(a) for a in args]
+            tout = torch.from_numpy(np.empty(n, np.float32))
+            impls["torch"] = lambda: torch_fn(torch, targs, tout)
+        return impls
+
+    return Case("activations", name, f"{n:,} f32", setup, bytes=nbytes * n, roof=roof)
+
+
+def _np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _np_gelu(x):
+    from math import sqrt
+
+    from numpy import tanh
+
+    return 0.5 * x * (1.0 + tanh(np.float32(sqrt(2.0 / np.pi)) * (x + 0.044715 * x * x * x)))
+
+
+def _activation_cases(n):
+    return [
+        _elementwise_case("relu", n, trainkern.relu, lambda x: np.maximum(x, 0),
+                          lambda t, a, o: t.clamp_min(a[0], 0, out=o), 1, 8, "copy"),
+        _elementwise_case("sigmoid", n, trainkern.sigmoid, _np_sigmoid,
+                          lambda t, a, o: t.sigmoid(a[0], out=o), 1, 8, "copy"),
+        _elementwise_case("gelu (tanh)", n, lambda x, out: trainkern.gelu(x, "tanh", out=out),
+                          _np_gelu,
+                          lambda t, a, o: t.nn.functional.gelu(a[0], approximate="tanh"), 1, 8,
+                          "copy"),
+        _elementwise_case("sigmoid_backward", n, trainkern.sigmoid_backward,
+                          lambda g, y: g * y * (1 - y),
+                          lambda t, a, o: t.ops.aten.sigmoid_backward(a[0], a[1]), 2, 12,
+                          "triad"),
+    ]
+
+
+def _ce_case(rows, classes):
+    def setup():
+        rng = np.random.default_rng(3)
+        logits = rng.standard_normal((rows, classes), dtype=np.float32)
+        labels = rng.integers(0, classes, rows)
+        grad = np.empty_like(logits)
+        loss, g = trainkern.softmax_cross_entropy(logits, labels)
+        rl, rg = ref.softmax_cross_entropy(logits, labels)
+        np.testing.assert_allclose(g, rg, rtol=1e-4, atol=1e-7)
+
+        def numpy_ce():
+            z = logits - logits.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            loss = -np.mean(np.log(p[np.arange(rows), labels]))
+            p[np.arange(rows), labels] -= 1.0
+            return loss, p / rows
+
+        impls = {"trainkern": lambda: trainkern.softmax_cross_entropy(logits, labels, out=grad),
+                 "numpy": numpy_ce}
+        torch = _torch()
+        if torch is not None:
+            tl, ty = torch.from_numpy(logits), torch.from_numpy(labels)
+
+            def torch_ce():
+                x = tl.detach().requires_grad_(True)
+                torch.nn.functional.cross_entropy(x, ty).backward()
+                return x.grad
+
+            impls["torch"] = torch_ce
+        return impls
+
+    return Case("losses", "softmax_cross_entropy", f"({rows},{classes}) f32", setup,
+                bytes=8.0 * rows * classes, roof="copy")
+
+
+def _linear_case(m, k, n, activation="relu"):
+    def setup():
+        rng = np.random.default_rng(4)
+        x = rng.standard_normal((m, k), dtype=np.float32)
+        w = rng.standard_normal((k, n), dtype=np.float32) / np.float32(np.sqrt(k))
+        b = rng.standard_normal(n, dtype=np.float32)
+        out = np.empty((m, n), np.float32)
+        expected = np.maximum(x.astype(np.float64) @ w + b, 0)
+        got = trainkern.linear(x, w, b, activation=activation)
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3 * np.sqrt(k))
+        impls = {"trainkern": lambda: trainkern.linear(x, w, b, activation=activation, out=out),
+                 "numpy": lambda: np.maximum(x @ w + b, 0)}
+        torch = _torch()
+        if torch is not None:
+            tx, tw, tb = (torch.from_numpy(a) for a in (x, w.T.copy(), b))
+            impls["torch"] = lambda: torch.relu(torch.nn.functional.linear(tx, tw, tb))
+        return impls
+
+    return Case("linear", f"linear+bias+{activation}", f"{m}x{k}x{n} f32", setup,
+                flops=2.0 * m * k * n, roof="fma")
+
+
 def stream_elements(quick: bool) -> int:
     """Array length of the memory-bound cases and of the roofline streams: the same, so a
     kernel is compared with a stream of the same working set (several times the L3)."""
@@ -100,21 +208,36 @@ def stream_elements(quick: bool) -> int:
 
 def cases(quick: bool) -> list[Case]:
     big = stream_elements(quick)
-    return [_adam_case(big), _adam_case(1000), _sgd_case(big)]
+    out = [_adam_case(big), _adam_case(1000), _sgd_case(big)]
+    out += _activation_cases(big)
+    out += [_ce_case(1024, 10), _ce_case(1024, 1000)] + ([] if quick else [_ce_case(256, 32000)])
+    shapes = [(64, 784, 256), (256, 784, 256), (1024, 1024, 1024)]
+    if not quick:
+        shapes += [(2048, 2048, 2048)]
+    out += [_linear_case(*s) for s in shapes]
+    return out
 
 
-def time_call(fn: Callable[[], object], min_time: float, min_reps: int = 5) -> float:
-    """Median seconds per call over at least `min_reps` calls and `min_time` seconds."""
-    fn()
-    samples = []
-    start = time.perf_counter()
-    while len(samples) < min_reps or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
+def time_calls(impls: dict, min_time: float, min_reps: int = 5) -> dict:
+    """Median seconds per call of each implementation, sampled round-robin (one call of
+    each per round) so that a neighbour's load drifting over time hits all of them alike;
+    at least `min_reps` rounds and `min_time` seconds per implementation."""
+    for fn in impls.values():
         fn()
-        samples.append(time.perf_counter() - t0)
-        if len(samples) >= 10_000:
+    samples = {name: [] for name in impls}
+    spent = dict.fromkeys(impls, 0.0)
+    rounds = 0
+    while rounds < min_reps or min(spent.values()) < min_time:
+        for name, fn in impls.items():
+            t0 = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t0
+            samples[name].append(dt)
+            spent[name] += dt
+        rounds += 1
+        if rounds >= 10_000:
             break
-    return float(np.median(samples))
+    return {name: float(np.median(v)) for name, v in samples.items()}
 
 
 class Progress:
@@ -153,6 +276,20 @@ def environment() -> dict:
     return env
 
 
+def _blas_limit(threads):
+    """NumPy's BLAS on the same thread count as the rest (threadpoolctl, when installed)."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        ctx = contextlib.nullcontext()
+    else:
+        ctx = threadpool_limits(limits=threads, user_api="blas")
+    ctx.__enter__()
+    return ctx
+
+
 def run(selected: list[Case], threads: int, quick: bool, progress: bool = True) -> dict:
     """Time every case at `threads` threads; returns {"environment", "roofline", "results"}."""
     previous = _core.get_num_threads()
@@ -161,16 +298,18 @@ def run(selected: list[Case], threads: int, quick: bool, progress: bool = True) 
     torch_threads = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(threads)
+    blas = _blas_limit(threads)
     try:
         roof = trainkern.roofline(threads=(threads,), elements=stream_elements(quick))
         results = []
         bar = Progress(len(selected), progress)
         for case in selected:
             impls = case.setup()
-            times = {name: time_call(fn, 0.05 if quick else 0.3) for name, fn in impls.items()}
+            times = time_calls(impls, 0.05 if quick else 0.3)
             results.append(_row(case, times, roof, threads))
             bar.step(f"{case.kernel} {case.shape}")
     finally:
+        blas.__exit__(None, None, None)
         _core.set_num_threads(previous)
         if torch is not None:
             torch.set_num_threads(torch_threads)

@@ -145,13 +145,19 @@ struct CrossEntropyOptions {
 // validated to lie in [0, n_cls) or equal ignore_index) and `probs` (n_rows x n_cls) is set.
 // row_loss receives the per-row losses (ignored rows 0). grad (may be null, may equal
 // logits) receives the gradient of the reduced loss (of the sum of row losses for none).
-// Returns the reduced loss (mean or sum; 0 for none), summed over rows in row order.
+// Returns the reduced loss (mean or sum; 0 for none), summed over rows in a fixed order.
 double softmax_cross_entropy(const float* logits, const int64_t* labels, const float* probs,
                              int64_t n_rows, int64_t n_cls, float* row_loss, float* grad,
                              const CrossEntropyOptions& o);
 double softmax_cross_entropy(const double* logits, const int64_t* labels, const double* probs,
                              int64_t n_rows, int64_t n_cls, double* row_loss, double* grad,
                              const CrossEntropyOptions& o);
+
+// Checks class-index labels for softmax_cross_entropy: counts those != ignore_index into
+// *count and returns the first row whose label is neither ignore_index nor in [0, n_cls), or
+// -1 when there is none.
+int64_t check_class_labels(const int64_t* labels, int64_t n, int64_t n_cls,
+                           int64_t ignore_index, int64_t* count);
 
 // Mean squared error over n elements. elem_loss (reduction none, else null) receives
 // (pred - target)^2; grad (may be null, may equal pred or target) the gradient of the reduced

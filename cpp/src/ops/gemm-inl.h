@@ -2,8 +2,9 @@
 //   for jc (NC columns: a packed B panel, shared by the threads, in L3)
 //     for pc (KC deep)
 //       pack the B panel (each element once; bias-gradient column sums taken here)
-//       for ic (MC rows: a packed A block, per thread)
+//       for ic (MC rows: an A block; a row-major A is read in place, others are packed)
 //         for jr (NR columns: one B sliver)  for ir (MR rows): register tile
+// A row-major B that fits in L2 is not packed at all: the tiles read it in place.
 // Threads split M (sharing the B panel) or, for short M, N; never K, so every element of C
 // is summed in the same order whatever the thread count. Short M takes the skinny path
 // (gemm_skinny-inl.h), M == 1 the matrix-vector path (gemv-inl.h).
@@ -26,7 +27,7 @@ namespace gemm_detail {
 
 // Rows [m0, m1), columns [n0, n1) of C. With `coop`, every thread of the team runs this
 // with all columns, packs its share of the shared panel, and meets the others at a barrier
-// before the panel is used and before it is overwritten.
+// before the panel is used and before it is overwritten (a B read in place needs neither).
 template <class T>
 void work(const Ctx<T>& x, int tid, int team, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
           bool coop) {
@@ -41,28 +42,38 @@ void work(const Ctx<T>& x, int tid, int team, int64_t m0, int64_t m1, int64_t n0
     for (int64_t pc = 0;; pc += KC) {
       const int64_t kc = min64(KC, P.k - pc);
       const int64_t s0 = coop ? nsl * tid / team : 0, s1 = coop ? nsl * (tid + 1) / team : nsl;
-      if (s0 < s1) {
+      const bool shared = coop && !x.b_in_place;
+      int64_t edge_ks = NR;
+      const T* edge = x.b_in_place ? b_sliver_in_place(P, jc, nsl - 1, nc, pc, kc, mem.edge,
+                                                       &edge_ks)
+                                   : nullptr;
+      if (!x.b_in_place && s0 < s1) {
         const int64_t j = s0 * NR;
         pack_b_panel(P.b + pc * P.b_rs + (jc + j) * P.b_cs, P.b_rs, P.b_cs,
                      min64(s1 * NR, nc) - j, kc, panel + j * kc,
                      P.b_colsum ? P.b_colsum + jc + j : nullptr, mem.sums);
       }
-      if (coop) {
+      if (shared) {
 #pragma omp barrier
       }
       const Phase ph = phase_of(pc, kc, P.k);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = min64(MC, m1 - ic);
-        const ABlock<T> ab = a_block(P, ic, mc, pc, kc, mem.a, false);
+        const ABlock<T> ab = a_block(P, ic, mc, pc, kc, mem.a, true);
         for (int64_t s = 0; s < nsl; ++s) {
           const int cols = static_cast<int>(min64(NR, nc - s * NR));
+          const T* b = panel + s * NR * kc;
+          int64_t b_ks = NR;
+          if (x.b_in_place) {
+            b = s + 1 < nsl ? P.b + pc * P.b_rs + jc + s * NR : edge;
+            b_ks = s + 1 < nsl ? P.b_rs : edge_ks;
+          }
           for (int64_t i = 0; i < mc; i += kMR)
             run_tile(x, ic + i, jc + s * NR, static_cast<int>(min64(kMR, mc - i)), cols, kc,
-                     ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, panel + s * NR * kc, NR,
-                     ph);
+                     ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, b, b_ks, ph);
         }
       }
-      if (coop) {
+      if (shared) {
 #pragma omp barrier
       }
       if (pc + kc >= P.k) break;
@@ -91,30 +102,39 @@ void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
     return;
   }
   const int64_t n_pad = round_up(P.n, NR);
-  const int64_t KC = blk.kc, MC = blk.mc;
-
-  // The skinny path's blocks depend on the shape only, never on the thread count: a
-  // kc_skinny × nc_skinny panel takes about a quarter of L2 (two are in use at a time).
+  const int64_t elem = static_cast<int64_t>(sizeof(T));
+  // K blocks of equal depth (K = 1100 as 552 + 548, not 1024 + 76). Every block size depends
+  // on the shape only, never on the thread count, so neither does the order of the sums.
   Ctx<T> x;
-  x.nc_skinny = min64(round_up(P.n, NR), blk.nc_skinny);
-  x.kc_skinny = max64(min64(blk.l2_bytes / 4 / (x.nc_skinny * static_cast<int64_t>(sizeof(T))),
-                            KC) / 8 * 8, 32);
+  x.blk = blk;
+  x.blk.kc = balanced(P.k, blk.kc);
+  const int64_t KC = x.blk.kc, MC = blk.mc;
+  // The skinny path's panels: kc_skinny × nc_skinny takes a quarter of L2 (two are in use).
+  x.nc_skinny = min64(n_pad, blk.nc_skinny);
+  x.kc_skinny = balanced(P.k, max64(min64(blk.l2_bytes / 4 / (x.nc_skinny * elem), blk.kc), 32));
+  x.b_in_place = P.b_cs == 1 && !P.b_colsum && P.k * n_pad * elem <= blk.l2_bytes;
   const bool skinny_form = P.m <= kSkinnyRows;
 
   int nt = num_threads();
   if (omp_in_parallel() || P.m * P.n * max64(P.k, 1) < (int64_t{1} << 17)) nt = 1;
-  // Threads split M when each gets at least one full A block, else N.
-  const bool split_m = nt > 1 && !skinny_form && P.m >= nt * MC;
+  // Threads split M, sharing the packed B panel, when each gets at least one full A block
+  // and A must be packed (else each thread would pack all of A). With A read in place they
+  // split N when each gets a few slivers: each packs its own columns of B, and they never
+  // wait for each other (a barrier costs a whole time slice when a core is shared).
+  const bool a_in_place = P.a_cs == 1;
+  const bool wide = P.n >= nt * 4 * NR;
+  const bool split_m = nt > 1 && !skinny_form && P.m >= nt * MC && !(a_in_place && wide);
   if (!split_m) nt = static_cast<int>(min64(nt, (P.n + NR - 1) / NR));
 
   const bool gemv_form = P.m == 1 && !P.b_colsum && (P.b_cs == 1 || P.b_rs == 1);
   const int64_t a_elems = max64(MC, round_up(kSkinnyRows, kMR)) * KC;
-  const int64_t b_elems = split_m ? 0
+  const int64_t b_elems = split_m || x.b_in_place ? 0
                           : skinny_form
-                              ? max64(2 * x.kc_skinny * (x.nc_skinny + 64 / sizeof(T)) + 64, KC * NR)
+                              ? max64(2 * x.kc_skinny * (x.nc_skinny + 64 / elem) + 64, KC * NR)
                               : KC * blk.nc;
+  const int64_t edge_elems = KC * NR;
   const int64_t sum_elems = max64(blk.nc, x.nc_skinny);
-  const int64_t slice = round_up(a_elems + b_elems + sum_elems, 64 / sizeof(T));
+  const int64_t slice = round_up(a_elems + b_elems + edge_elems + sum_elems, 64 / elem);
   const int64_t shared = split_m ? KC * blk.nc : 0;
   const int64_t total = gemv_form ? n_pad + P.k : n_pad + shared + nt * slice;
   T* mem = static_cast<T*>(tls_scratch.get(static_cast<size_t>(total) * sizeof(T)));
@@ -128,7 +148,6 @@ void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
   if (gemv_form && gemv(P, bias, mem + n_pad)) return;
 
   x.P = &P;
-  x.blk = blk;
   x.bias = bias;
   for (int r = 1; r <= kMR; ++r) {
     x.mid[r] = pick_tile<T>(r, LinearAct::none);
@@ -139,6 +158,7 @@ void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
   x.slice = slice;
   x.a_elems = a_elems;
   x.b_elems = b_elems;
+  x.edge_elems = edge_elems;
 
   auto run = [&](int t, int team) {
     if (split_m) {

@@ -16,6 +16,12 @@ namespace gemm_detail {
 inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 inline int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+// The depth of equal blocks (a multiple of 8) that cover k in as few blocks of at most kc.
+inline int64_t balanced(int64_t k, int64_t kc) {
+  if (k <= kc) return kc;
+  const int64_t blocks = (k + kc - 1) / kc;
+  return min64(kc, round_up((k + blocks - 1) / blocks, 8));
+}
 
 // Grow-only scratch memory of the calling thread: packing buffers are reused across calls,
 // so a steady training loop neither allocates nor faults pages in.
@@ -36,11 +42,13 @@ struct Scratch {
 };
 inline thread_local Scratch tls_scratch;
 
-// Per-thread scratch: an A block, a B panel (a thread's own, or one sliver), column sums.
+// Per-thread scratch: an A block, a B panel (a thread's own, or the skinny path's), the
+// zero-padded last sliver of a B read in place, column sums.
 template <class T>
 struct ThreadMem {
   T* a;
   T* b;
+  T* edge;
   T* sums;
 };
 
@@ -49,14 +57,18 @@ struct Ctx {
   const GemmProblem<T>* P;
   GemmBlocking blk;
   int64_t kc_skinny, nc_skinny;  // blocks of the skinny row-major path
-  const T* bias;                 // zero-padded to a multiple of NR, or null
+  // A row-major B small enough to stay in L2 is read in place by the tiles: packing it
+  // would cost a pass over it and buy nothing.
+  bool b_in_place;
+  const T* bias;  // zero-padded to a multiple of NR, or null
   TileFn<T> mid[kMR + 1], fin[kMR + 1];
   T* panel;  // the shared B panel when threads split M
   T* per_thread;
-  int64_t slice, a_elems, b_elems;
+  int64_t slice, a_elems, b_elems, edge_elems;
   ThreadMem<T> mem(int tid) const {
     T* base = per_thread + tid * slice;
-    return {base, base + a_elems, base + a_elems + b_elems};
+    T* b = base + a_elems;
+    return {base, b, b + b_elems, b + b_elems + edge_elems};
   }
 };
 
@@ -75,6 +87,24 @@ inline void run_tile(const Ctx<T>& x, int64_t i, int64_t j, int rows, int cols, 
                      P.pre_rs, x.bias ? x.bias + j : nullptr};
   const TileFn<T> fn = (ph == Phase::last || ph == Phase::only) ? x.fin[rows] : x.mid[rows];
   fn(kc, a, a_rs, a_ks, b, b_ks, pf, o, cols, ph);
+}
+
+// Sliver s (NR columns from jc + s*NR) of the kc×nc block of B at row pc, for a tile: read in
+// place, or the zero-padded copy in `edge` when it is the partial last sliver (the tile loads
+// whole rows of NR). Returns the row stride the tile walks with.
+template <class T>
+const T* b_sliver_in_place(const GemmProblem<T>& P, int64_t jc, int64_t s, int64_t nc,
+                           int64_t pc, int64_t kc, T* edge, int64_t* b_ks) {
+  constexpr int NR = tile_nr<T>();
+  const T* b = P.b + pc * P.b_rs + jc + s * NR;
+  const int cols = static_cast<int>(nc - s * NR < NR ? nc - s * NR : NR);
+  if (cols == NR) {
+    *b_ks = P.b_rs;
+    return b;
+  }
+  pack_b_sliver(b, P.b_rs, 1, cols, kc, edge, static_cast<T*>(nullptr));
+  *b_ks = NR;
+  return edge;
 }
 
 // A block of rows [0, mrows) × kc: read in place when A is row-major, else packed into

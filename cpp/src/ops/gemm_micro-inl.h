@@ -96,9 +96,13 @@ struct PrefetchStream {
   const char* row = nullptr;
   int64_t off = 0, bytes = 0, stride = 0, rows_left = 0;
   int per_step = 0;
+  bool to_l1 = false;  // all cache levels, else toward L2
   void step() {
     for (int i = 0; i < per_step && rows_left > 0; ++i) {
-      __builtin_prefetch(row + off, 0, 2);
+      if (to_l1)
+        __builtin_prefetch(row + off, 0, 3);
+      else
+        __builtin_prefetch(row + off, 0, 2);
       off += 64;
       if (off >= bytes) {
         off = 0;

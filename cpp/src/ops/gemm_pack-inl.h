@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "ops/gemm_micro-inl.h"
+#include "ops/gemm_transpose-inl.h"
 
 namespace tk {
 namespace TK_NS {
@@ -17,12 +18,20 @@ namespace gemm_detail {
 template <class T>
 void pack_a_sliver(const T* a, int64_t a_rs, int64_t a_cs, int mr, int64_t kc, T* dst) {
   if (a_rs == 1) {
-    // Column-major A (a transposed view): each k holds mr contiguous elements.
+    // Column-major A (a transposed view): each k holds mr contiguous elements, moved as
+    // partial vectors (zeros beyond mr).
+    using S = Simd<T>;
+    constexpr int L = static_cast<int>(S::N);
     for (int64_t k = 0; k < kc; ++k) {
       const T* src = a + k * a_cs;
       T* d = dst + k * kMR;
-      for (int r = 0; r < mr; ++r) d[r] = src[r];
-      for (int r = mr; r < kMR; ++r) d[r] = T(0);
+      for (int r = 0; r < kMR; r += L) {
+        const int n = kMR - r < L ? kMR - r : L;
+        const int valid = mr - r < 0 ? 0 : (mr - r < n ? mr - r : n);
+        const typename S::V x = valid > 0 ? S::load_partial(src + r, static_cast<size_t>(valid))
+                                          : S::zero();
+        S::store_partial(d + r, x, static_cast<size_t>(n));
+      }
     }
     return;
   }
@@ -87,8 +96,32 @@ void pack_b_sliver(const T* b, int64_t b_rs, int64_t b_cs, int nr, int64_t kc, T
     }
     return;
   }
-  // Any other layout (a column-major B is the transposed weight of a torch layer): walk
-  // k in short runs so the destination rows being filled stay in L1.
+  if (b_rs == 1 && Transpose<T>::kHas) {
+    // Column-major B (the transposed weight of a torch layer): L×L blocks transposed in
+    // registers; the column sums then add the packed rows in order, as above.
+    V sum[kNV];
+    for (int v = 0; v < kNV; ++v) sum[v] = S::zero();
+    const int cfull = nr / L * L;
+    for (int64_t k0 = 0; k0 < kc; k0 += L) {
+      const int64_t k1 = kc - k0 < L ? kc : k0 + L;
+      for (int c0 = 0; c0 < cfull && k1 - k0 == L; c0 += L)
+        Transpose<T>::block(b + c0 * b_cs + k0, b_cs, dst + k0 * NR + c0, NR);
+      for (int64_t k = k0; k < k1; ++k) {
+        T* d = dst + k * NR;
+        for (int c = k1 - k0 == L ? cfull : 0; c < nr; ++c) d[c] = b[c * b_cs + k];
+        for (int c = nr; c < NR; ++c) d[c] = T(0);
+        if (colsum)
+          for (int v = 0; v < kNV; ++v) sum[v] = S::add(sum[v], S::loadu(d + v * L));
+      }
+    }
+    if (colsum) {
+      T s[NR];
+      for (int v = 0; v < kNV; ++v) S::storeu(s + v * L, sum[v]);
+      for (int c = 0; c < nr; ++c) colsum[c] += s[c];
+    }
+    return;
+  }
+  // Any other layout: walk k in short runs so the destination rows being filled stay in L1.
   constexpr int64_t kRun = 16;
   T sums[NR];
   for (int c = 0; c < NR; ++c) sums[c] = T(0);

@@ -15,6 +15,8 @@ namespace TK_NS {
 namespace gemm_detail {
 
 constexpr int64_t kSkinnyRows = 64;
+// Tile steps of one sliver (a few ns each) that cover a memory latency with room to spare.
+constexpr int64_t kNearSteps = 256;
 
 // One kc×nc block of B in the skinny loop order (column chunks outer, K blocks inner).
 struct SkinnyBlock {
@@ -33,13 +35,13 @@ SkinnyBlock next_block(const Ctx<T>& x, const SkinnyBlock& b, int64_t n1) {
 
 template <class T>
 void skinny_tiles(const Ctx<T>& x, const ABlock<T>& ab, const T* panel, int64_t jc, int64_t s,
-                  int64_t nc, int64_t kc, Phase ph, PrefetchStream* pf) {
+                  int64_t nc, int64_t kc, Phase ph) {
   const GemmProblem<T>& P = *x.P;
   constexpr int NR = tile_nr<T>();
   const int cols = static_cast<int>(min64(NR, nc - s * NR));
   for (int64_t i = 0; i < P.m; i += kMR)
     run_tile(x, i, jc + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, kc,
-             ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, panel + s * NR * kc, NR, ph, pf);
+             ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, panel + s * NR * kc, NR, ph);
 }
 
 // Rows [k0, k1) of a row-major block of B (nc columns) copied as rows of a panel with row
@@ -63,8 +65,8 @@ void copy_b_rows(const T* b, int64_t b_rs, int64_t nc, int64_t k0, int64_t k1, T
 // Row-major B, no column sums: a double-buffered panel that keeps B's row-major layout
 // (rows padded by a cache line, so a sliver's rows do not share cache sets) and is filled
 // progressively: after the tiles of each sliver, a few more rows of the next block are
-// copied, their lines fetched by software prefetch while those tiles computed. Memory then
-// streams B, in whole contiguous rows, while the cores multiply.
+// copied, their lines fetched by software prefetch while the tiles computed. Memory then
+// streams B in contiguous row runs while the cores multiply.
 template <class T>
 void skinny_rows(const Ctx<T>& x, const ThreadMem<T>& mem, int64_t n0, int64_t n1) {
   const GemmProblem<T>& P = *x.P;
@@ -83,11 +85,16 @@ void skinny_rows(const Ctx<T>& x, const ThreadMem<T>& mem, int64_t n0, int64_t n
     const Phase ph = phase_of(cur.pc, cur.kc, P.k);
     const int64_t nsl = (cur.nc + NR - 1) / NR;
     const int64_t nk = nxt.valid ? nxt.kc : 0;
+    const bool near = tiles_m * cur.kc >= kNearSteps;
     for (int64_t s = 0; s < nsl; ++s) {
-      // Rows copied after sliver s: [nk*s/nsl, nk*(s+1)/nsl); the first sliver also
-      // fetches its own.
+      // Rows copied after sliver s: [nk*s/nsl, nk*(s+1)/nsl). A fetched line should arrive
+      // in time but not wait long (it can be evicted): when the tiles of one sliver take
+      // well over a memory latency, they fetch their own rows, into L1; otherwise the rows
+      // of the next sliver, into L2 (the first sliver fetches both).
       PrefetchStream pf;
-      const int64_t r0 = s == 0 ? 0 : nk * (s + 1) / nsl, r1 = nk * (s + 2) / nsl;
+      pf.to_l1 = near;
+      const int64_t r0 = near ? nk * s / nsl : (s == 0 ? 0 : nk * (s + 1) / nsl);
+      const int64_t r1 = min64(nk, near ? nk * (s + 1) / nsl : nk * (s + 2) / nsl);
       if (r1 > r0) {
         pf.row = reinterpret_cast<const char*>(nsrc + r0 * P.b_rs);
         pf.bytes = nxt.nc * static_cast<int64_t>(sizeof(T));
@@ -116,6 +123,23 @@ void skinny(const Ctx<T>& x, int tid, int64_t n0, int64_t n1) {
   const GemmProblem<T>& P = *x.P;
   constexpr int NR = tile_nr<T>();
   const ThreadMem<T> mem = x.mem(tid);
+  if (x.b_in_place) {
+    for (int64_t pc = 0;; pc += x.blk.kc) {
+      const int64_t kc = min64(x.blk.kc, P.k - pc);
+      const ABlock<T> ab = a_block(P, 0, P.m, pc, kc, mem.a, true);
+      for (int64_t s = 0; s * NR < n1 - n0; ++s) {
+        int64_t b_ks;
+        const T* b = b_sliver_in_place(P, n0, s, n1 - n0, pc, kc, mem.edge, &b_ks);
+        const int cols = static_cast<int>(min64(NR, n1 - n0 - s * NR));
+        for (int64_t i = 0; i < P.m; i += kMR)
+          run_tile(x, i, n0 + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, kc,
+                   ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, b, b_ks,
+                   phase_of(pc, kc, P.k));
+      }
+      if (pc + kc >= P.k) break;
+    }
+    return;
+  }
   if (P.b_cs == 1 && !P.b_colsum) {
     skinny_rows(x, mem, n0, n1);
     return;
@@ -131,7 +155,7 @@ void skinny(const Ctx<T>& x, int tid, int64_t n0, int64_t n1) {
                    P.b_colsum ? P.b_colsum + jc : nullptr, mem.sums);
       const ABlock<T> ab = a_block(P, 0, P.m, pc, kc, mem.a, true);
       for (int64_t s = 0; s * NR < nc; ++s)
-        skinny_tiles(x, ab, mem.b, jc, s, nc, kc, phase_of(pc, kc, P.k), nullptr);
+        skinny_tiles(x, ab, mem.b, jc, s, nc, kc, phase_of(pc, kc, P.k));
       if (pc + kc >= P.k) break;
     }
   }

@@ -10,6 +10,21 @@
 namespace tk {
 namespace TK_NS {
 
+// Loads and stores at lane i of a whole (Full) or partial (n lanes) vector.
+template <class T, bool Full>
+struct LaneIo {
+  using S = Simd<T>;
+  int64_t i;
+  size_t n;
+  typename S::V load(const T* p) const { return Full ? S::loadu(p + i) : S::load_partial(p + i, n); }
+  void store(T* p, typename S::V x) const {
+    if (Full)
+      S::storeu(p + i, x);
+    else
+      S::store_partial(p + i, x, n);
+  }
+};
+
 // Calls full(i) for whole vectors at i and part(i, n) for n < N lanes at i, over [begin, end).
 template <class T, class Full, class Part>
 inline void for_each_lane(const T* anchor, int64_t begin, int64_t end, Full full, Part part) {

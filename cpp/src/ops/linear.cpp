@@ -43,9 +43,9 @@ GemmBlocking blocking(GemmShape s, int64_t elem) {
   b.kc = std::clamp<int64_t>(c.l2 / 4 / (s.nr * elem), 128, 1024) / 8 * 8;
   b.mc = std::max<int64_t>(c.l2 / 8 / (b.kc * elem) / s.mr, 1) * s.mr;
   b.nc = std::clamp<int64_t>(c.l3 / 4 / (b.kc * elem) / s.nr, 1, 256) * s.nr;
-  // Rows of 8 KiB: long enough for whole-line streaming, short enough that a few dozen
+  // Rows of 4 KiB: long enough for whole-line streaming, short enough that a few dozen
   // rows of the panel fit in L2 beside the output rows they update.
-  b.nc_skinny = std::max<int64_t>(8192 / elem / s.nr, 1) * s.nr;
+  b.nc_skinny = std::max<int64_t>(4096 / elem / s.nr, 1) * s.nr;
   b.l2_bytes = c.l2;
   return b;
 }

@@ -5,7 +5,8 @@
 // gradient row (still in cache), and a scaling sweep turns e_j into the gradient. The loss
 // needs no cancelling subtraction: with class-index labels, lse - x_y = log1p(others / e_y),
 // others = sum of e_j over j != y, summed without the target lane; the target's gradient is
-// -others / d rather than p_y - 1.
+// -others / d rather than p_y - 1. Up to kCeSmallC classes, rows go across vector lanes
+// instead (ops/ce_small-inl.h), with the same formulas.
 #include <cmath>
 #include <cstdint>
 
@@ -171,41 +172,52 @@ CeRow<T> ce_prob_row(const T* x, const T* t, T* g, int64_t c, double eps, double
   return row;
 }
 
-// Row losses of a block of rows from their CeRow, the logs taken a vector at a time.
-// Index labels: (1 - eps) nll + eps (m - mean x + log d), nll = log1p(others / e_y) while e_y
-// is normal, else m - x_y + log d. Probabilities: va + st log d. Ignored rows: 0.
+// Row losses of n <= kCeLossRows rows from per-row sums (one array per field), the logs
+// taken a vector at a time. Index labels: (1 - eps) nll + eps (m - mean x + log d), with
+// nll = m - x_y + log d and log d = log1p(others + (e_y - 1)). Where y is the row's maximum,
+// e_y = 1 and that is log1p(others) with others exact, however small (p_y ~ 1); elsewhere both
+// terms are positive and d >= 1 + e_y, so neither cancels. Probabilities (with va in `others`
+// and st in `e_y`): va + st log d. Ignored rows (lab[r] < 0): 0.
+constexpr int64_t kCeLossRows = 128;
+
 template <class T>
-void ce_block_losses(const CeRow<T>* rows, const bool* skip, int64_t n, bool probs, double eps,
-                     double* out) {
+void ce_losses(const T* d, const T* others, const T* e_y, const T* m_xy, const T* m_mean,
+               const T* lab, int64_t n, bool probs, double eps, double* out) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int64_t N = S::N;
-  constexpr int64_t kMax = 64;
-  T d[kMax], a[kMax], b[kMax], c[kMax], e[kMax], loss[kMax];
+  T loss[kCeLossRows];
+  const auto ve = S::set1(static_cast<T>(eps)), vone = S::set1(T(1));
+  for (int64_t i = 0; i < n; i += N) {
+    const auto k = static_cast<size_t>(n - i < N ? n - i : N);
+    auto ld = [&](const T* p) { return S::load_partial(p + i, k); };
+    V l;
+    if (probs) {
+      l = S::fmadd(ld(e_y), vlog<T>(ld(d)), ld(others));
+    } else {
+      const V logd = vlog1p<T>(S::add(ld(others), S::sub(ld(e_y), vone)));
+      l = S::add(ld(m_xy), logd);
+      if (eps != 0.0) l = S::fmadd(S::sub(vone, ve), l, S::mul(ve, S::add(ld(m_mean), logd)));
+    }
+    S::store_partial(loss + i, S::select(S::ge(ld(lab), S::zero()), l, S::zero()), k);
+  }
+  for (int64_t r = 0; r < n; ++r) out[r] = static_cast<double>(loss[r]);
+}
+
+template <class T>
+void ce_block_losses(const CeRow<T>* rows, const bool* skip, int64_t n, bool probs, double eps,
+                     double* out) {
+  T d[kCeLossRows], a[kCeLossRows], b[kCeLossRows], c[kCeLossRows], e[kCeLossRows];
+  T keep[kCeLossRows];
   for (int64_t r = 0; r < n; ++r) {
     d[r] = rows[r].d;
     a[r] = rows[r].others;
     b[r] = rows[r].e_y;
     c[r] = rows[r].m_minus_xy;
     e[r] = rows[r].m_minus_mean;
+    keep[r] = skip[r] ? T(-1) : T(0);
   }
-  const auto ve = S::set1(static_cast<T>(eps)), vone = S::set1(T(1));
-  for (int64_t i = 0; i < n; i += N) {
-    const auto k = static_cast<size_t>(n - i < N ? n - i : N);
-    auto ld = [&](const T* p) { return S::load_partial(p + i, k); };
-    const V logd = vlog<T>(ld(d));
-    V l;
-    if (probs) {
-      l = S::fmadd(ld(b), logd, ld(a));
-    } else {
-      const V ey = ld(b);
-      const V nll = S::select(S::ge(ey, S::set1(T(1e-30))), vlog1p<T>(S::div(ld(a), ey)),
-                              S::add(ld(c), logd));
-      l = eps != 0.0 ? S::fmadd(S::sub(vone, ve), nll, S::mul(ve, S::add(ld(e), logd))) : nll;
-    }
-    S::store_partial(loss + i, l, k);
-  }
-  for (int64_t r = 0; r < n; ++r) out[r] = skip[r] ? 0.0 : static_cast<double>(loss[r]);
+  ce_losses(d, a, b, c, e, keep, n, probs, eps, out);
 }
 
 template <class T>
@@ -243,6 +255,16 @@ void ce_rows(const CeArgs<T>& a, int64_t r0, int64_t r1) {
   }
 }
 
+}  // namespace loss_detail
+}  // namespace TK_NS
+}  // namespace tk
+
+#include "ops/ce_small-inl.h"
+
+namespace tk {
+namespace TK_NS {
+namespace loss_detail {
+
 template <class T>
 void cross_entropy(const T* logits, const int64_t* labels, const T* probs, int64_t n_rows,
                    int64_t n_cls, double* row_loss, T* grad, const CrossEntropyOptions& o) {
@@ -253,7 +275,11 @@ void cross_entropy(const T* logits, const int64_t* labels, const T* probs, int64
     a.scale = 1.0 / static_cast<double>(count);  // inf for no counted rows: torch gives NaN
   }
   const int64_t serial_rows = n_rows * n_cls < kLossSerialBelow ? n_rows + 1 : 0;
-  parallel_chunks(n_rows, 1, serial_rows, [&](int64_t b, int64_t e) { ce_rows(a, b, e); });
+  if (n_cls <= kCeSmallC)
+    parallel_chunks(n_rows, Simd<T>::N, serial_rows,
+                    [&](int64_t b, int64_t e) { ce_rows_small(a, b, e); });
+  else
+    parallel_chunks(n_rows, 1, serial_rows, [&](int64_t b, int64_t e) { ce_rows(a, b, e); });
 }
 
 template <class T>
@@ -301,11 +327,28 @@ void mse(const T* p, const T* t, int64_t n, Reduction r, double* partial, T* ele
   });
 }
 
+// One pass without branches, which the compiler vectorises; the first bad row is looked for
+// only when there is one.
+inline int64_t check_labels(const int64_t* y, int64_t n, int64_t n_cls, int64_t ignore,
+                            int64_t* count) {
+  int64_t kept = 0, bad = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t keep = y[r] != ignore;
+    kept += keep;
+    bad |= keep & (static_cast<uint64_t>(y[r]) >= static_cast<uint64_t>(n_cls));
+  }
+  *count = kept;
+  for (int64_t r = 0; bad && r < n; ++r)
+    if (y[r] != ignore && (y[r] < 0 || y[r] >= n_cls)) return r;
+  return -1;
+}
+
 }  // namespace loss_detail
 
 extern const LossTable loss_table = {
     {&loss_detail::cross_entropy<float>, &loss_detail::mse<float>},
     {&loss_detail::cross_entropy<double>, &loss_detail::mse<double>},
+    &loss_detail::check_labels,
 };
 
 }  // namespace TK_NS

@@ -21,6 +21,9 @@ struct LossTableT {
 struct LossTable {
   LossTableT<float> f32;
   LossTableT<double> f64;
+  // See tk::check_class_labels.
+  int64_t (*check_labels)(const int64_t* labels, int64_t n, int64_t n_cls, int64_t ignore,
+                          int64_t* count);
 };
 
 TK_DECLARE_TABLE(LossTable, loss_table)

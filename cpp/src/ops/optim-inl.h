@@ -6,7 +6,6 @@
 #include "ops/optim.h"
 #include "parallel.h"
 
-
 namespace tk {
 namespace TK_NS {
 namespace optim_detail {
@@ -15,13 +14,9 @@ template <class T, bool Full, bool Amsgrad>
 inline void adam_lanes(const AdamArrays<T>& a, int64_t i, size_t n_tail, const AdamConsts<T>& c) {
   using S = Simd<T>;
   using V = typename S::V;
-  auto load = [&](const T* p) { return Full ? S::loadu(p + i) : S::load_partial(p + i, n_tail); };
-  auto store = [&](T* p, V x) {
-    if (Full)
-      S::storeu(p + i, x);
-    else
-      S::store_partial(p + i, x, n_tail);
-  };
+  const LaneIo<T, Full> io{i, n_tail};
+  auto load = [&](const T* p) { return io.load(p); };
+  auto store = [&](T* p, V x) { io.store(p, x); };
   V g = load(a.grad);
   V p = load(a.param);
   V m = load(a.exp_avg);
@@ -80,13 +75,9 @@ inline void sgd_lanes(T* param, const T* grad, T* buf, int64_t i, size_t n_tail,
                       const SgdConsts<T>& c) {
   using S = Simd<T>;
   using V = typename S::V;
-  auto load = [&](const T* p) { return Full ? S::loadu(p + i) : S::load_partial(p + i, n_tail); };
-  auto store = [&](T* p, V x) {
-    if (Full)
-      S::storeu(p + i, x);
-    else
-      S::store_partial(p + i, x, n_tail);
-  };
+  const LaneIo<T, Full> io{i, n_tail};
+  auto load = [&](const T* p) { return io.load(p); };
+  auto store = [&](T* p, V x) { io.store(p, x); };
   V g = load(grad);
   V p = load(param);
   if (c.maximize) g = S::neg(g);

@@ -34,6 +34,9 @@ struct VmathCoef<float> {
   static constexpr float exp_lo = -170.0f, exp_hi = 89.0f;
   // x sigmoid(u) and its derivative have reached 0 or 1 past +-sig_bound.
   static constexpr float sig_bound = 128.0f;
+  // sigmoid(u) rounds to 1 past sig_up, where 2^(u / ln2) is still normal; 2^min_exp is the
+  // least normal power of 2.
+  static constexpr float sig_up = 87.0f, min_exp = -126.0f;
   static constexpr float log2e = 1.44269502162933349609375f;
   static constexpr float ln2_hi = 0.693147182464599609375f, ln2_lo = -1.9046542121259336e-09f;
   // exp(r) = 1 + r + r^2 P(r) on [-ln2/2, ln2/2]
@@ -74,6 +77,7 @@ template <>
 struct VmathCoef<double> {
   static constexpr double exp_lo = -1400.0, exp_hi = 710.0;
   static constexpr double sig_bound = 1024.0;
+  static constexpr double sig_up = 708.0, min_exp = -1022.0;
   static constexpr double log2e = 1.4426950408889634;
   static constexpr double ln2_hi = 0.6931471805599453, ln2_lo = 2.3190468138462996e-17;
   static constexpr double exp_p[10] = {
@@ -233,41 +237,59 @@ TK_VMATH_INLINE Pair<T> gelu_tanh_arg(typename Simd<T>::V x) {
   return {uh, ul};
 }
 
-// xn * sigmoid(u) with u = uh + ul of the sign of x (silu: u = x, gelu tanh form: u = 2z),
-// xn = x clamped below at -sig_bound. e = exp(-|u|) = p 2^n, d = 1 + e;
-// x >= 0: xn / d; x < 0: ldexp(xn p / d, n), so a subnormal result is rounded once.
+// sigmoid(u) for u = uh + ul (silu: u = x, gelu tanh form: u = 2z) in parts without selects:
+// with u clamped to [-sig_bound, sig_up], e^-u = p 2^-m, m = round(u / ln2), and
+// d = 2^m + p: sigmoid(u) = ldexp(1 / d, m), 1 - sigmoid(u) = p / d. 2^m enters d only down
+// to 2^min_exp (below, it is negligible beside p >= 0.7), so d is normal, and results are
+// scaled last, so that a subnormal one is rounded once from normal operands.
+template <class T>
+struct SigParts {
+  typename Simd<T>::V m, p, d;
+};
+
 template <class T, bool HasLo>
-TK_VMATH_INLINE typename Simd<T>::V x_sigmoid(typename Simd<T>::V xn, typename Simd<T>::M neg,
-                                     typename Simd<T>::V uh, typename Simd<T>::V ul) {
+TK_VMATH_INLINE SigParts<T> sig_parts(typename Simd<T>::V uh, typename Simd<T>::V ul) {
   using S = Simd<T>;
+  using C = VmathCoef<T>;
   const auto one = S::set1(T(1));
-  const auto y = clamp_exp_lo<T>(S::nabs(uh));
-  const auto e = exp_parts<T, HasLo>(y, HasLo ? S::select(neg, ul, S::neg(ul)) : ul);
-  const auto d = S::add(one, S::ldexp(e.p, e.n));
-  const auto q = S::div(S::mul(xn, S::select(neg, e.p, one)), d);
-  return S::ldexp(q, S::select(neg, e.n, S::zero()));
+  const auto u = S::min(S::set1(C::sig_up), S::max(S::set1(-C::sig_bound), uh));
+  const auto m = S::round(S::mul(u, S::set1(C::log2e)));
+  // r = m ln2 - u, exactly in its first step
+  auto r = S::fmsub(m, S::set1(C::ln2_hi), u);
+  r = S::fmadd(m, S::set1(C::ln2_lo), r);
+  if (HasLo) r = S::sub(r, ul);
+  auto p = poly<T>(r, C::exp_p);
+  p = S::fmadd(p, r, one);
+  p = S::fmadd(p, r, one);
+  const auto d = S::add(S::ldexp(one, S::max(S::set1(C::min_exp), m)), p);
+  return {m, p, d};
 }
 
-// gy * d/dx [x sigmoid(u)], the derivative s + x u' s (1 - s), s = sigmoid(u), with
-// s(1-s) = e / d^2: x < 0: gy (p / d)(1 + x u' / d) 2^n, scaled last so that a subnormal
-// result is rounded once and nothing subnormal is multiplied or divided; x >= 0:
-// gy (1 + (x u' / d) e) / d, where e below 2^-100 no longer matters. x is clamped to
-// +-sig_bound by the caller (the derivative is 0 or 1 beyond).
+// xn * sigmoid(u), xn = x clamped below at -sig_bound.
+template <class T, bool HasLo>
+TK_VMATH_INLINE typename Simd<T>::V x_sigmoid(typename Simd<T>::V xn, typename Simd<T>::V uh,
+                                              typename Simd<T>::V ul) {
+  using S = Simd<T>;
+  const auto e = sig_parts<T, HasLo>(uh, ul);
+  return S::ldexp(S::div(xn, e.d), e.m);
+}
+
+// gy * d/dx [x sigmoid(u)] = gy s (1 + x u' (1 - s)), s = sigmoid(u): with r = 1 / d,
+// gy ldexp(r, m) (1 + x u' (p / d)); p / d divided rather than p r, one rounding fewer
+// where x u' (1 - s) is large. The power 2^m is split: its part above 1 makes
+// ldexp(r, max(m, 0)) in [1/2, 1] before gy is applied, the part below 1 scales last.
+// x is clamped to +-sig_bound by the caller (the derivative is 0 or 1 beyond).
 template <class T, bool HasLo>
 TK_VMATH_INLINE typename Simd<T>::V x_sigmoid_grad(typename Simd<T>::V gy, typename Simd<T>::V x,
                                                    typename Simd<T>::V uh, typename Simd<T>::V ul,
                                                    typename Simd<T>::V du) {
   using S = Simd<T>;
   const auto one = S::set1(T(1));
-  const auto neg = S::lt(x, S::zero());
-  const auto y = clamp_exp_lo<T>(S::nabs(uh));
-  const auto e = exp_parts<T, HasLo>(y, HasLo ? S::select(neg, ul, S::neg(ul)) : ul);
-  const auto ev = S::ldexp(e.p, S::max(S::set1(T(-100)), e.n));
-  const auto rd = S::div(one, S::add(one, ev));
-  const auto g1 = S::mul(S::mul(x, du), rd);
-  const auto gneg = S::ldexp(S::mul(S::mul(S::mul(gy, e.p), rd), S::add(one, g1)), e.n);
-  const auto gpos = S::mul(gy, S::mul(S::fmadd(g1, ev, one), rd));
-  return S::select(neg, gneg, gpos);
+  const auto e = sig_parts<T, HasLo>(uh, ul);
+  const auto r = S::div(one, e.d);
+  const auto k = S::max(S::zero(), e.m);
+  const auto f = S::fmadd(S::mul(x, du), S::div(e.p, e.d), one);
+  return S::ldexp(S::mul(S::mul(gy, S::ldexp(r, k)), f), S::sub(e.m, k));
 }
 
 template <class T>
@@ -341,7 +363,7 @@ TK_VMATH_INLINE typename Simd<T>::V vlog1p(typename Simd<T>::V z) {
 template <class T>
 TK_VMATH_INLINE typename Simd<T>::V vsigmoid(typename Simd<T>::V x) {
   using S = Simd<T>;
-  return vmath_detail::x_sigmoid<T, false>(S::set1(T(1)), S::lt(x, S::zero()), x, x);
+  return vmath_detail::x_sigmoid<T, false>(S::set1(T(1)), x, x);
 }
 
 // tanh|x| = m / (m + 2), m = expm1(2|x|); below tanh_tiny, tanh x rounds to x, which is
@@ -393,7 +415,7 @@ template <class T>
 TK_VMATH_INLINE typename Simd<T>::V vsilu(typename Simd<T>::V x) {
   using S = Simd<T>;
   const auto xn = S::max(S::set1(-VmathCoef<T>::sig_bound), x);
-  return vmath_detail::x_sigmoid<T, false>(xn, S::lt(x, S::zero()), x, x);
+  return vmath_detail::x_sigmoid<T, false>(xn, x, x);
 }
 
 template <class T>
@@ -401,7 +423,7 @@ TK_VMATH_INLINE typename Simd<T>::V vgelu_tanh(typename Simd<T>::V x) {
   using S = Simd<T>;
   const auto xn = S::max(S::set1(-VmathCoef<T>::sig_bound), x);
   const auto u = vmath_detail::gelu_tanh_arg<T>(S::min(S::set1(VmathCoef<T>::sig_bound), xn));
-  return vmath_detail::x_sigmoid<T, true>(xn, S::lt(x, S::zero()), u.hi, u.lo);
+  return vmath_detail::x_sigmoid<T, true>(xn, u.hi, u.lo);
 }
 
 // x Phi(x) = relu(x) - |x| Q(|x|): x Q(x) is subtracted for x >= 0 and is the result for

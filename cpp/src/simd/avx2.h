@@ -28,6 +28,8 @@ struct Simd<float> {
   };
   using M = __m256;
   static constexpr size_t N = 8;
+  // store_partial (vmaskmov) costs several plain stores on some CPUs (AMD).
+  static constexpr bool cheap_partial_store = false;
 
   static V set1(float x) { return {_mm256_set1_ps(x)}; }
   static V zero() { return {_mm256_setzero_ps()}; }
@@ -103,6 +105,26 @@ struct Simd<float> {
     return _mm_cvtss_f32(s);
   }
   static float first(V a) { return _mm256_cvtss_f32(a.v); }
+  // Transposes the 8 x 8 block r[0..8) (lane j of r[i] <-> lane i of r[j]): pairs, quads
+  // within 128-bit lanes, then the lanes (24 shuffles).
+  static void transpose(V* r) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i].v, r[i + 1].v);
+      t[i + 1] = _mm256_unpackhi_ps(r[i].v, r[i + 1].v);
+    }
+    // u[4g + c], 128-bit lane k: column 4k + c of rows 4g..4g+3
+    for (int g = 0; g < 8; g += 4) {
+      u[g] = _mm256_shuffle_ps(t[g], t[g + 2], 0x44);
+      u[g + 1] = _mm256_shuffle_ps(t[g], t[g + 2], 0xEE);
+      u[g + 2] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+      u[g + 3] = _mm256_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; ++c) {
+      r[c].v = _mm256_permute2f128_ps(u[c], u[4 + c], 0x20);
+      r[c + 4].v = _mm256_permute2f128_ps(u[c], u[4 + c], 0x31);
+    }
+  }
 };
 
 template <>
@@ -112,6 +134,8 @@ struct Simd<double> {
   };
   using M = __m256d;
   static constexpr size_t N = 4;
+  // store_partial (vmaskmov) costs several plain stores on some CPUs (AMD).
+  static constexpr bool cheap_partial_store = false;
 
   static V set1(double x) { return {_mm256_set1_pd(x)}; }
   static V zero() { return {_mm256_setzero_pd()}; }
@@ -188,6 +212,15 @@ struct Simd<double> {
     return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
   }
   static double first(V a) { return _mm256_cvtsd_f64(a.v); }
+  // Transposes the 4 x 4 block r[0..4): pairs, then 128-bit lanes (8 shuffles).
+  static void transpose(V* r) {
+    const __m256d t0 = _mm256_unpacklo_pd(r[0].v, r[1].v), t1 = _mm256_unpackhi_pd(r[0].v, r[1].v);
+    const __m256d t2 = _mm256_unpacklo_pd(r[2].v, r[3].v), t3 = _mm256_unpackhi_pd(r[2].v, r[3].v);
+    r[0].v = _mm256_permute2f128_pd(t0, t2, 0x20);
+    r[1].v = _mm256_permute2f128_pd(t1, t3, 0x20);
+    r[2].v = _mm256_permute2f128_pd(t0, t2, 0x31);
+    r[3].v = _mm256_permute2f128_pd(t1, t3, 0x31);
+  }
 };
 
 }  // namespace TK_NS

@@ -18,6 +18,8 @@ struct Simd<float> {
   };
   using M = __mmask16;
   static constexpr size_t N = 16;
+  // store_partial is one masked store, about the cost of a plain one.
+  static constexpr bool cheap_partial_store = true;
 
   static __mmask16 tail(size_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static V set1(float x) { return {_mm512_set1_ps(x)}; }
@@ -88,6 +90,32 @@ struct Simd<float> {
     return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
   }
   static float first(V a) { return _mm512_cvtss_f32(a.v); }
+  // Transposes the 16 x 16 block r[0..16) (lane j of r[i] <-> lane i of r[j]): pairs, then
+  // quads within 128-bit lanes, then the 128-bit lanes themselves (64 shuffles).
+  static void transpose(V* r) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+      t[i] = _mm512_unpacklo_ps(r[i].v, r[i + 1].v);
+      t[i + 1] = _mm512_unpackhi_ps(r[i].v, r[i + 1].v);
+    }
+    // u[4g + c], 128-bit lane k: column 4k + c of rows 4g..4g+3
+    for (int g = 0; g < 16; g += 4) {
+      u[g] = _mm512_shuffle_ps(t[g], t[g + 2], 0x44);
+      u[g + 1] = _mm512_shuffle_ps(t[g], t[g + 2], 0xEE);
+      u[g + 2] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0x44);
+      u[g + 3] = _mm512_shuffle_ps(t[g + 1], t[g + 3], 0xEE);
+    }
+    for (int c = 0; c < 4; ++c) {
+      const __m512 a = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88);
+      const __m512 b = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+      const __m512 e = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
+      const __m512 f = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+      r[c].v = _mm512_shuffle_f32x4(a, e, 0x88);
+      r[c + 8].v = _mm512_shuffle_f32x4(a, e, 0xDD);
+      r[c + 4].v = _mm512_shuffle_f32x4(b, f, 0x88);
+      r[c + 12].v = _mm512_shuffle_f32x4(b, f, 0xDD);
+    }
+  }
 };
 
 template <>
@@ -97,6 +125,8 @@ struct Simd<double> {
   };
   using M = __mmask8;
   static constexpr size_t N = 8;
+  // store_partial is one masked store, about the cost of a plain one.
+  static constexpr bool cheap_partial_store = true;
 
   static __mmask8 tail(size_t n) { return static_cast<__mmask8>((1u << n) - 1u); }
   static V set1(double x) { return {_mm512_set1_pd(x)}; }
@@ -162,6 +192,27 @@ struct Simd<double> {
     return _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)));
   }
   static double first(V a) { return _mm512_cvtsd_f64(a.v); }
+  // Transposes the 8 x 8 block r[0..8): pairs, then 128-bit lanes in two steps (24 shuffles).
+  static void transpose(V* r) {
+    __m512d t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm512_unpacklo_pd(r[i].v, r[i + 1].v);
+      t[i + 1] = _mm512_unpackhi_pd(r[i].v, r[i + 1].v);
+    }
+    // u[4h + q]: rows 4h..4h+3 (a pair per 128-bit lane) of columns {0, 4}, {2, 6}, {1, 5},
+    // {3, 7} for q = 0, 1, 2, 3
+    for (int h = 0; h < 8; h += 4) {
+      u[h] = _mm512_shuffle_f64x2(t[h], t[h + 2], 0x88);
+      u[h + 1] = _mm512_shuffle_f64x2(t[h], t[h + 2], 0xDD);
+      u[h + 2] = _mm512_shuffle_f64x2(t[h + 1], t[h + 3], 0x88);
+      u[h + 3] = _mm512_shuffle_f64x2(t[h + 1], t[h + 3], 0xDD);
+    }
+    static constexpr int col[4] = {0, 2, 1, 3};
+    for (int q = 0; q < 4; ++q) {
+      r[col[q]].v = _mm512_shuffle_f64x2(u[q], u[4 + q], 0x88);
+      r[col[q] + 4].v = _mm512_shuffle_f64x2(u[q], u[4 + q], 0xDD);
+    }
+  }
 };
 
 }  // namespace TK_NS

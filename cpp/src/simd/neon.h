@@ -19,6 +19,8 @@ struct Simd<float> {
   };
   using M = uint32x4_t;
   static constexpr size_t N = 4;
+  // store_partial goes through a stack buffer.
+  static constexpr bool cheap_partial_store = false;
 
   static V set1(float x) { return {vdupq_n_f32(x)}; }
   static V zero() { return {vdupq_n_f32(0.0f)}; }
@@ -83,6 +85,14 @@ struct Simd<float> {
   static float reduce_add(V a) { return vaddvq_f32(a.v); }
   static float reduce_max(V a) { return vmaxvq_f32(a.v); }
   static float first(V a) { return vgetq_lane_f32(a.v, 0); }
+  // Transposes the 4 x 4 block r[0..4) (lane j of r[i] <-> lane i of r[j]).
+  static void transpose(V* r) {
+    const float32x4x2_t a = vtrnq_f32(r[0].v, r[1].v), b = vtrnq_f32(r[2].v, r[3].v);
+    r[0].v = vcombine_f32(vget_low_f32(a.val[0]), vget_low_f32(b.val[0]));
+    r[1].v = vcombine_f32(vget_low_f32(a.val[1]), vget_low_f32(b.val[1]));
+    r[2].v = vcombine_f32(vget_high_f32(a.val[0]), vget_high_f32(b.val[0]));
+    r[3].v = vcombine_f32(vget_high_f32(a.val[1]), vget_high_f32(b.val[1]));
+  }
 };
 
 template <>
@@ -92,6 +102,8 @@ struct Simd<double> {
   };
   using M = uint64x2_t;
   static constexpr size_t N = 2;
+  // store_partial goes through a stack buffer.
+  static constexpr bool cheap_partial_store = false;
 
   static V set1(double x) { return {vdupq_n_f64(x)}; }
   static V zero() { return {vdupq_n_f64(0.0)}; }
@@ -161,6 +173,12 @@ struct Simd<double> {
   static double reduce_add(V a) { return vaddvq_f64(a.v); }
   static double reduce_max(V a) { return vmaxvq_f64(a.v); }
   static double first(V a) { return vgetq_lane_f64(a.v, 0); }
+  // Transposes the 2 x 2 block r[0..2).
+  static void transpose(V* r) {
+    const float64x2_t a = vzip1q_f64(r[0].v, r[1].v), b = vzip2q_f64(r[0].v, r[1].v);
+    r[0].v = a;
+    r[1].v = b;
+  }
 };
 
 }  // namespace TK_NS

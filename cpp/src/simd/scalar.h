@@ -16,6 +16,7 @@ struct Simd {
   };
   using M = bool;
   static constexpr size_t N = 1;
+  static constexpr bool cheap_partial_store = true;
 
   static V set1(T x) { return {x}; }
   static V zero() { return {T(0)}; }
@@ -70,6 +71,8 @@ struct Simd {
   static T reduce_add(V a) { return a.v; }
   static T reduce_max(V a) { return a.v; }
   static T first(V a) { return a.v; }
+  // Transposes the N x N block r[0..N) (lane j of r[i] <-> lane i of r[j]).
+  static void transpose(V*) {}
 };
 
 }  // namespace TK_NS
