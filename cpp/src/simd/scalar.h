@@ -50,9 +50,12 @@ struct Simd {
   // a * 2^n for integral n (|n| <= 2044), rounded once.
   static V ldexp(V a, V n) { return {std::ldexp(a.v, static_cast<int>(n.v))}; }
   static V nabs(V a) { return {-std::fabs(a.v)}; }
-  // x = mant * 2^exp with mant in [1, 2), for positive normal x
+  // x = mant * 2^exp with mant in [1, 2), for positive normal x. Zero, inf and NaN come back
+  // as they are from getmant (ilogb(0) is INT_MIN, which cannot be negated).
   static V getexp(V a) { return {static_cast<T>(std::ilogb(a.v))}; }
-  static V getmant(V a) { return {std::scalbn(a.v, -std::ilogb(a.v))}; }
+  static V getmant(V a) {
+    return {a.v == T(0) || !std::isfinite(a.v) ? a.v : std::scalbn(a.v, -std::ilogb(a.v))};
+  }
   static V copysign(V mag, V sgn) { return {std::copysign(mag.v, sgn.v)}; }
   // x86 semantics: the second operand is returned when either is NaN.
   static V min(V a, V b) { return {a.v < b.v ? a.v : b.v}; }
