@@ -114,7 +114,7 @@ def _bad_adam_cases():
         ("lr nan", lambda: base(lr=float("nan")), ValueError, "lr must be finite"),
         ("beta1=1", lambda: base(beta1=1.0), ValueError, r"beta1 must be in \[0, 1\)"),
         ("beta2<0", lambda: base(beta2=-0.1), ValueError, "beta2 must be in"),
-        ("eps=0", lambda: base(eps=0.0), ValueError, r"eps must be in \(0, inf\]"),
+        ("eps<0", lambda: base(eps=-1e-8), ValueError, r"eps must be in \[0, inf\]"),
         ("wd inf", lambda: base(weight_decay=float("inf")), ValueError, "weight_decay must be finite"),
         ("step 0", lambda: base(step=0), ValueError, "step must be >= 1, got 0"),
         ("step float", lambda: base(step=1.0), TypeError, "step must be an integer"),

@@ -219,6 +219,28 @@ def test_adam_100_steps_match_torch(isa, dtype, kw):
     assert_close(p, expected, "adam_torch_100", dtype)
 
 
+def test_adam_eps_zero_as_torch(isa, dtype):
+    """eps = 0 is accepted, as torch accepts it: where the gradient has always been zero the
+    update is 0/0 = NaN in both, and elsewhere the values agree."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    n = 1031
+    p0 = rng.standard_normal(n).astype(dtype)
+    grads = [rng.standard_normal(n).astype(dtype) for _ in range(5)]
+    for g in grads:
+        g[::7] = 0
+    expected = _torch_run(torch, torch.optim.Adam, p0, grads, lr=1e-2, eps=0.0)
+    assert np.isnan(expected[::7]).all()
+    p = p0.copy()
+    m, v = np.zeros(n, dtype), np.zeros(n, dtype)
+    for t, g in enumerate(grads, 1):
+        trainkern.adam_step(p, g, m, v, step=t, lr=1e-2, eps=0.0)
+    assert np.isnan(p[::7]).all()
+    keep = np.ones(n, bool)
+    keep[::7] = False
+    assert_close(p[keep], expected[keep], "adam_torch_100", dtype)
+
+
 @pytest.mark.parametrize(
     "kw",
     [dict(lr=0.01), dict(lr=0.01, momentum=0.9), dict(lr=0.01, momentum=0.9, dampening=0.2,

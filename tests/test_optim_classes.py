@@ -234,7 +234,7 @@ def test_zero_state_restarts(rng):
     [
         (lambda p: optim.Adam(p, lr=-1.0), ValueError, "Invalid learning rate"),
         (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, "beta parameter at index 1"),
-        (lambda p: optim.Adam(p, eps=0.0), ValueError, "epsilon"),
+        (lambda p: optim.Adam(p, eps=-1e-8), ValueError, "epsilon"),
         (lambda p: optim.Adam(p, weight_decay=float("nan")), ValueError, "weight_decay"),
         (lambda p: optim.Adam(p, amsgrad=1), TypeError, "amsgrad must be a bool"),
         (lambda p: optim.Adam([{"params": p, "momentum": 0.9}]), TypeError, "unknown"),

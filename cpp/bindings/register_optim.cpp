@@ -20,7 +20,8 @@ AdamOptions adam_options(const Checker& c, py::handle lr, py::handle beta1, py::
   o.lr = c.in_range(lr, "lr", 0.0, false, INFINITY, false);
   o.beta1 = c.in_range(beta1, "beta1", 0.0, false, 1.0, true);
   o.beta2 = c.in_range(beta2, "beta2", 0.0, false, 1.0, true);
-  o.eps = c.in_range(eps, "eps", 0.0, true, INFINITY, false);
+  // eps = 0 is allowed, as in torch: a zero second moment then gives 0/0 = NaN there too.
+  o.eps = c.in_range(eps, "eps", 0.0, false, INFINITY, false);
   o.weight_decay = c.in_range(weight_decay, "weight_decay", 0.0, false, INFINITY, false);
   o.decoupled_weight_decay = c.boolean(decoupled, "decoupled_weight_decay");
   o.amsgrad = c.boolean(amsgrad, "amsgrad");

@@ -70,8 +70,8 @@ def _check_adam_hparams(g):
         raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
     _real("beta parameter at index 0", betas[0], 0.0, 1.0, hi_open=True)
     _real("beta parameter at index 1", betas[1], 0.0, 1.0, hi_open=True)
-    # eps = 0 would divide 0 by 0 where the second moment is still zero.
-    _real("epsilon value", g["eps"], 0.0, lo_open=True)
+    # eps = 0 is allowed, as in torch.optim (0/0 = NaN where the second moment is zero).
+    _real("epsilon value", g["eps"], 0.0)
     _real("weight_decay value", g["weight_decay"], 0.0)
     for k in ("amsgrad", "maximize", "decoupled_weight_decay"):
         _flag(k, g[k])

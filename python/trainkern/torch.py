@@ -429,8 +429,8 @@ class Adam(_Base):
 
 def _check_adam(g):
     _real("learning rate", g["lr"], 0.0)
-    # eps = 0 would divide 0 by 0 where the second moment is still zero.
-    _real("epsilon value", g["eps"], 0.0, lo_open=True)
+    # eps = 0 is allowed, as in torch.optim (0/0 = NaN where the second moment is zero).
+    _real("epsilon value", g["eps"], 0.0)
     _real("beta parameter at index 0", g["betas"][0], 0.0, 1.0, hi_open=True)
     _real("beta parameter at index 1", g["betas"][1], 0.0, 1.0, hi_open=True)
     _real("weight_decay value", g["weight_decay"], 0.0)
