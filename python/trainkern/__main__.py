@@ -32,8 +32,13 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                    help="adam, adamw (decoupled weight decay 1e-4) or sgd (momentum 0.9)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (1e-3 for adam/adamw, 5e-2 for sgd)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for trainkern and torch (default: all cores)")
+    # Every kernel call of this small model lasts 2-200 us: too short to gain much from a
+    # second core, and on a shared machine a parallel region can wait a whole time slice
+    # for a thread the scheduler gave away (measured: 10 ms per epoch on 1 thread, over
+    # 100 ms on 2 while other jobs ran).
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for trainkern, torch and NumPy's BLAS (1: this model's "
+                        "kernels are too short to split well)")
     p.add_argument("--seed", type=int, default=0, help="seed for the split, init and order")
 
 
@@ -82,16 +87,15 @@ def _train(args) -> int:
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be >= 1")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise SystemExit("--threads must be >= 1")
-        trainkern.set_num_threads(args.threads)
-        try:
-            import torch
+    if args.threads < 1:
+        raise SystemExit("--threads must be >= 1")
+    trainkern.set_num_threads(args.threads)
+    try:
+        import torch
 
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            pass
+        torch.set_num_threads(args.threads)
+    except ImportError:
+        pass
     lr = args.lr if args.lr is not None else (5e-2 if args.optimizer == "sgd" else 1e-3)
     cfg = t.Config(hidden=args.hidden, epochs=args.epochs, batch_size=args.batch_size,
                    optimizer=args.optimizer, lr=lr, seed=args.seed)
