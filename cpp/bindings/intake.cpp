@@ -63,6 +63,24 @@ void contiguous_input(Arg& a) {
   }
 }
 
+py::object output_like(const Checker& c, py::handle out, const Arg& like, Arg* o,
+                       std::initializer_list<const Arg*> inputs, const Arg* inplace_ok) {
+  if (out.is_none()) {
+    *o = Arg{py::array(like.arr.dtype(), std::vector<py::ssize_t>(like.arr.shape(),
+                                                                  like.arr.shape() + like.arr.ndim())),
+             "out"};
+    return o->arr;
+  }
+  *o = c.array(out, "out");
+  c.same_dtype(*o, like);
+  c.same_shape(*o, like);
+  c.c_contiguous(*o);
+  c.writeable(*o);
+  for (const Arg* in : inputs)
+    if (!((inplace_ok == nullptr || in == inplace_ok) && same_view(*o, *in))) c.no_overlap({o, in});
+  return py::reinterpret_borrow<py::object>(out);
+}
+
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 void Checker::type_error(const std::string& msg) const {

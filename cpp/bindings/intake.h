@@ -59,6 +59,12 @@ class Checker {
 bool same_view(const Arg& a, const Arg& b);
 // Replaces an input of any layout by a C-contiguous, aligned copy when it is not one already.
 void contiguous_input(Arg& a);
+// An elementwise result buffer shaped and typed like `like`: `out` checked (dtype, shape,
+// C-contiguous, writeable; disjoint from every one of `inputs` except that it may be the very
+// same view as `inplace_ok`, or as any input when `inplace_ok` is null), or a new C-contiguous
+// array when `out` is None. Sets *o and returns the object to hand back.
+py::object output_like(const Checker& c, py::handle out, const Arg& like, Arg* o,
+                       std::initializer_list<const Arg*> inputs, const Arg* inplace_ok);
 
 std::string shape_str(const py::array& a);
 std::string dtype_str(const py::array& a);

@@ -27,26 +27,6 @@ Activation checked_act(int act) {
   return static_cast<Activation>(act);
 }
 
-// The output: `out` checked (dtype, shape, C-contiguous, writeable; the same view as one of
-// `inputs` or disjoint from all), or a new C-contiguous array. Returns the object to hand back.
-py::object output(const Checker& c, py::handle out, const Arg& like, Arg* o,
-                  std::initializer_list<const Arg*> inputs) {
-  if (out.is_none()) {
-    *o = Arg{py::array(like.arr.dtype(), std::vector<py::ssize_t>(like.arr.shape(),
-                                                                  like.arr.shape() + like.arr.ndim())),
-             "out"};
-    return o->arr;
-  }
-  *o = c.array(out, "out");
-  c.same_dtype(*o, like);
-  c.same_shape(*o, like);
-  c.c_contiguous(*o);
-  c.writeable(*o);
-  for (const Arg* in : inputs)
-    if (!same_view(*o, *in)) c.no_overlap({o, in});
-  return py::reinterpret_borrow<py::object>(out);
-}
-
 py::object forward_binding(int code, py::handle x, py::handle out, py::handle negative_slope) {
   const Activation act = checked_act(code);
   const Checker c(kForwardNames[code]);
@@ -56,7 +36,7 @@ py::object forward_binding(int code, py::handle x, py::handle out, py::handle ne
   if (act == Activation::leaky_relu) slope = c.finite(negative_slope, "negative_slope");
   Arg oa = Arg::none("out");
   Arg xin = xa;
-  py::object result = output(c, out, xa, &oa, {&xa});
+  py::object result = output_like(c, out, xa, &oa, {&xa}, nullptr);
   // In place needs no copy: out passed the C-contiguity check and is x.
   if (!same_view(oa, xa)) contiguous_input(xin);
   const int64_t n = xa.size();
@@ -86,7 +66,7 @@ py::object backward_binding(int code, py::handle grad_y, py::handle v, py::handl
   double slope = 0.0;
   if (act == Activation::leaky_relu) slope = c.finite(negative_slope, "negative_slope");
   Arg oa = Arg::none("out");
-  py::object result = output(c, out, ga, &oa, {&ga, &va});
+  py::object result = output_like(c, out, ga, &oa, {&ga, &va}, nullptr);
   Arg gin = ga, vin = va;
   if (!same_view(oa, ga)) contiguous_input(gin);
   if (!same_view(oa, va)) contiguous_input(vin);

@@ -24,26 +24,6 @@ Reduction parse_reduction(const Checker& c, py::handle r) {
                 py::repr(r).cast<std::string>());
 }
 
-// The gradient buffer: `out` checked (may be the same view as `inplace_ok`, must not overlap
-// `inputs`), or a new C-contiguous array shaped like `like`.
-py::object grad_output(const Checker& c, py::handle out, const Arg& like, Arg* o,
-                       const Arg& inplace_ok, std::initializer_list<const Arg*> inputs) {
-  if (out.is_none()) {
-    *o = Arg{py::array(like.arr.dtype(), std::vector<py::ssize_t>(like.arr.shape(),
-                                                                  like.arr.shape() + like.arr.ndim())),
-             "out"};
-    return o->arr;
-  }
-  *o = c.array(out, "out");
-  c.same_dtype(*o, like);
-  c.same_shape(*o, like);
-  c.c_contiguous(*o);
-  c.writeable(*o);
-  for (const Arg* in : inputs)
-    if (!(in == &inplace_ok && same_view(*o, *in))) c.no_overlap({o, in});
-  return py::reinterpret_borrow<py::object>(out);
-}
-
 py::object scalar_of(DType dt, double v) {
   // a NumPy scalar of the input's dtype, as numpy reductions return; the types are looked up
   // once (kept for the life of the process)
@@ -105,7 +85,7 @@ py::tuple cross_entropy_binding(py::handle logits, py::handle labels, py::handle
 
   Arg g = Arg::none("out");
   py::object grad_obj = py::none();
-  if (want_grad) grad_obj = grad_output(c, out, x, &g, x, {&x, &lab});
+  if (want_grad) grad_obj = output_like(c, out, x, &g, {&x, &lab}, &x);
   Arg xin = x, pin = lab;
   if (!(want_grad && same_view(g, x))) contiguous_input(xin);
   if (prob_labels) contiguous_input(pin);
@@ -149,7 +129,7 @@ py::tuple mse_binding(py::handle pred, py::handle target, py::handle reduction,
   py::object grad_obj = py::none();
   if (want_grad) {
     // out may be pred itself (or target itself), never a partial overlap
-    grad_obj = grad_output(c, out, p, &g, p, {&p});
+    grad_obj = output_like(c, out, p, &g, {&p}, &p);
     if (!same_view(g, t)) c.no_overlap({&g, &t});
   }
   Arg pin = p, tin = t;
