@@ -6,7 +6,9 @@
 # The whole suite takes tens of minutes per model (see docs/hardening.md for timings).
 #
 # PYTHON picks the interpreter (default: python3 on PATH); a virtual environment's
-# site-packages come along.
+# site-packages come along. The package under test is the source tree's python/ when the
+# extension has been built there (scripts/dev_build.sh), else the installed one.
+# QEMU_CPUS picks the models ("Nehalem Haswell" by default; one each lets them run at once).
 #
 # qemu-user does not follow execve(), so a test that starts `sys.executable` in a subprocess
 # would run it natively (with AVX-512). Python is therefore started through a wrapper that
@@ -17,6 +19,11 @@ cd "$(dirname "$0")/.."
 PY=$("${PYTHON:-python3}" -c "import os, sys; print(os.path.realpath(sys.executable))")
 site=$("${PYTHON:-python3}" -c "import os, site; print(os.pathsep.join(site.getsitepackages()))")
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$site"
+if compgen -G "python/trainkern/_core*.so" >/dev/null; then
+  export PYTHONPATH="$PWD/python:$PYTHONPATH"
+fi
+# The two-rank torch.distributed test starts torch in two emulated interpreters.
+export TRAINKERN_TEST_DEADLINE_S=${TRAINKERN_TEST_DEADLINE_S:-1800}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Haswell without the features TCG cannot emulate (qemu warns about each on every start).
@@ -31,6 +38,7 @@ status=0
 for spec in "${models[@]}"; do
   cpu=${spec%:*}
   want=${spec##*:}
+  [[ " ${QEMU_CPUS:-Nehalem Haswell} " == *" ${cpu%%,*} "* ]] || continue
   env_dir="$work/${cpu%%,*}"
   mkdir -p "$env_dir/bin"
   printf 'home = %s\ninclude-system-site-packages = true\n' "$(dirname "$PY")" >"$env_dir/pyvenv.cfg"
@@ -38,7 +46,8 @@ for spec in "${models[@]}"; do
   chmod +x "$env_dir/bin/python3"
   emu="$env_dir/bin/python3"
   got=$("$emu" -c "import trainkern; print(trainkern.isa())")
-  echo "== qemu -cpu $cpu: active target '$got' (expected '$want')"
+  echo "== qemu -cpu $cpu: active target '$got' (expected '$want'), trainkern from" \
+    "$("$emu" -c "import os, trainkern; print(os.path.dirname(trainkern.__file__))")"
   if [ "$got" != "$want" ]; then
     status=1
     continue
