@@ -31,40 +31,6 @@ def cheb_fit(f, lo, hi, deg):
     return [c[j] for j in range(n)]
 
 
-def rational_fit(f, hi, m, iters=40, samples=4000):
-    """Near-minimax R = N/D (degrees m, m+1, D(0) = 1) of f on [0, hi], relative error.
-
-    Linearised least squares (Sanathanan-Koerner: divide by the previous D) with Lawson
-    re-weighting, in float64 on a grid dense near both ends; coefficients low order first.
-    """
-    n = m + 1
-    a = np.unique(
-        np.concatenate(
-            [np.linspace(0, hi, samples), hi * (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, samples)))]
-        )
-    )
-    y = np.array([float(f(mp.mpf(float(v)))) for v in a])
-    s = a / hi
-    d_prev, w = np.ones_like(s), np.ones_like(s)
-    for _ in range(iters):
-        lhs = np.hstack(
-            [
-                np.vander(s, m + 1, increasing=True),
-                -y[:, None] * np.vander(s, n + 1, increasing=True)[:, 1:],
-            ]
-        )
-        wt = w / (d_prev * y)
-        c, *_ = np.linalg.lstsq(lhs * wt[:, None], y * wt, rcond=None)
-        num = np.vander(s, m + 1, increasing=True) @ c[: m + 1]
-        d_prev = 1 + np.vander(s, n + 1, increasing=True)[:, 1:] @ c[m + 1 :]
-        w = np.maximum(w * np.abs(num / d_prev / y - 1) ** 0.5, 1e-3 * w.max())
-        w /= w.max()
-    scale = [float(hi) ** -j for j in range(n + 1)]
-    return [c[j] * scale[j] for j in range(m + 1)], [1.0] + [
-        c[m + j] * scale[j] for j in range(1, n + 1)
-    ]
-
-
 def rounded(coefs, dtype):
     return [mp.mpf(float(np.dtype(dtype).type(float(c)))) for c in coefs]
 
@@ -135,6 +101,34 @@ def fit_t_poly(amax, rk, rdeg, dtype):
     emit(f"R(a) = t P(t), t = 1 / (1 + a / {rk})", rr, dtype)
 
 
+def mills_table(dtype, deg=6):
+    """float: R(a) piecewise on 16 intervals, a polynomial of degree `deg` in f = a - lo each.
+
+    The intervals split a + 1 by its exponent and two leading mantissa bits ([0, 1/4), ...,
+    [13, 15)), so that they are narrow where R curves most; the kernel reads the index from
+    the bits of a + 1 and the coefficients with one table lookup each. Horner in the local f
+    starts from the dominant constant term, so its rounding stays near half an ULP (the
+    global rational N(a) / D(a) it replaces lost up to ~4 ULP in evaluation).
+    """
+    los, coefs, errs = [0.0] * 16, [[0.0] * 16 for _ in range(deg + 1)], []
+    for e in range(4):
+        for m in range(4):
+            lo = 2.0**e * (1 + m / 4) - 1
+            hi = 2.0**e * (1 + (m + 1) / 4) - 1
+            idx = (12 + 4 * e + m) % 16  # (bits(lo + 1) >> 21) % 16
+            c = rounded(cheb_fit(lambda f, lo=lo: mills(f + lo), 0, hi - lo, deg), dtype)
+            errs.append(
+                worst(lambda f, lo=lo: mills(f + lo), lambda f, c=c: horner(c, f), 0, hi - lo, 200)
+            )
+            los[idx] = lo
+            for j in range(deg + 1):
+                coefs[j][idx] = c[j]
+    print(f"normal tail: 16 intervals, degree {deg}: rel err {max(errs):.3g}")
+    emit("interval starts", los, dtype)
+    for j in range(deg + 1):
+        emit(f"R table: coefficient {j} of f^{j}", coefs[j], dtype)
+
+
 def main():
     ln2h = mp.log(2) / 2
     for dtype, pdeg, rk, rdeg, edeg in [(np.float32, 4, 4, 9, 6), (np.float64, 9, 4, 22, 11)]:
@@ -154,14 +148,17 @@ def main():
         # The tail is fitted up to where the gradient underflows, the later of the two.
         amax = amax_grad
         if dtype == np.float32:
-            # float: R = N(a) / D(a) with positive coefficients (a polynomial in t would turn
-            # the rounding of t into ~k ULP of error in a).
-            num, den = rational_fit(mills, float(amax), 4)
-            nr, dr = rounded(num, dtype), rounded(den, dtype)
-            err = worst(mills, lambda a, nr=nr, dr=dr: horner(nr, a) / horner(dr, a), 0, amax)
-            print(f"normal tail: rational (4, 5): rel err {err:.3g}")
-            emit("R(a) = N(a) / D(a): N", nr, dtype)
-            emit("D", dr, dtype)
+            # float: a table of local polynomials (a polynomial in t would turn the rounding
+            # of t into ~k ULP of error in a).
+            mills_table(dtype)
+            # exp(-z/2) on [-ln2, ln2]: GELU's exp(-a^2/2) with the halving folded in
+            enh = cheb_fit(lambda z: mp.exp(-z / 2), -2 * ln2h, 2 * ln2h, 6)
+            er = rounded(enh, dtype)
+            err = worst(
+                lambda z: mp.exp(-z / 2), lambda z, er=er: horner(er, z), -2 * ln2h, 2 * ln2h
+            )
+            print(f"exp(-z/2) degree 6: rel err {err:.3g}")
+            emit("exp(-z/2), low order first", er, dtype)
         else:
             fit_t_poly(amax, rk, rdeg, dtype)
         # erf(x) = x E(x^2) for |x| <= 1/2

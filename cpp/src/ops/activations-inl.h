@@ -67,6 +67,17 @@ void map2(const T* g, const T* v, T* z, int64_t b, int64_t e, F f) {
       i += head;
     }
   }
+  for (; i + 2 * N <= e; i += 2 * N) {
+    const auto a = f(S::loadu(g + i), S::loadu(v + i));
+    const auto c = f(S::loadu(g + i + N), S::loadu(v + i + N));
+    if (Stream) {
+      S::stream(z + i, a);
+      S::stream(z + i + N, c);
+    } else {
+      S::storeu(z + i, a);
+      S::storeu(z + i + N, c);
+    }
+  }
   for (; i + N <= e; i += N) {
     const auto a = f(S::loadu(g + i), S::loadu(v + i));
     if (Stream)

@@ -44,18 +44,57 @@ struct VmathCoef<float> {
                                      0.008363173343241215f, 0.0013926175888627768f};
   // tanh(x) rounds to +-1 past tanh_sat and to x below tanh_tiny (x^2/3 < 2^-25)
   static constexpr float tanh_sat = 9.1f, tanh_tiny = 2.44140625e-4f;  // 2^-12
-  // Normal tail Q(a) = exp(-a^2/2) R(a) with R = N(a) / D(a) on [0, gelu_grad_amax]; the
-  // coefficients are all positive, so neither polynomial cancels. (A polynomial in
-  // t = k / (k + a) turns the rounding of t into an error of ~k ULP in a.)
-  static constexpr bool tail_rational = true;
-  static constexpr float tail_n[5] = {0.5f, 0.441292941570282f, 0.18553251028060913f,
-                                      0.04142918810248375f, 0.0042403400875627995f};
-  static constexpr float tail_d[6] = {1.0f,
-                                      1.6804710626602173f,
-                                      1.2118803262710571f,
-                                      0.4755527973175049f,
-                                      0.10385336726903915f,
-                                      0.010628851130604744f};
+  // Normal tail Q(a) = exp(-a^2/2) R(a), R on [0, gelu_grad_amax] from 16 intervals that
+  // split a + 1 by exponent and two leading mantissa bits (bits 21..24 of the float index
+  // them): R(lo + f) = sum_j mills_c[j] f^j. Horner in the local f starts from the dominant
+  // term, so it rounds to about half an ULP; a global rational lost up to 4 ULP there.
+  static constexpr bool tail_table = true;
+  static constexpr float mills_lo[16] = {1.0f, 1.5f, 2.0f, 2.5f, 3.0f, 4.0f, 5.0f, 6.0f, 7.0f,
+                                       9.0f, 11.0f, 13.0f, 0.0f, 0.25f, 0.5f, 0.75f};
+  static constexpr float mills_c[7][16] = {
+      {0.2615782916545868f, 0.20578067004680634f, 0.16810199618339539f, 0.14133132994174957f,
+       0.12151394784450531f, 0.09441064298152924f, 0.0769193023443222f, 0.06477931141853333f,
+       0.05589348077774048f, 0.043798789381980896f, 0.0359748899936676f, 0.03050941415131092f,
+       0.5f, 0.41403210163116455f, 0.3496188223361969f, 0.300232470035553f},
+      {-0.1373639553785324f, -0.09027126431465149f, -0.06273827701807022f, -0.04561394825577736f,
+       -0.03440039977431297f, -0.021299706771969795f, -0.014345753006637096f,
+       -0.010266393423080444f, -0.007687890436500311f, -0.004753177985548973f,
+       -0.003218493890017271f, -0.002319891704246402f, -0.3989422619342804f,
+       -0.29543423652648926f, -0.22413286566734314f, -0.17376793920993805f},
+      {0.06210600957274437f, 0.03518648073077202f, 0.021312575787305832f, 0.013648166321218014f,
+       0.009155722334980965f, 0.0046057505533099174f, 0.002595224417746067f,
+       0.001590461004525423f, 0.001038976013660431f, 0.0005100620328448713f,
+       0.0002857196959666908f, 0.00017540797125548124f, 0.24999946355819702f,
+       0.17008648812770844f, 0.11877605319023132f, 0.084953173995018f},
+      {-0.025071686133742332f, -0.012492198497056961f, -0.006702482234686613f,
+       -0.003830403322353959f, -0.0023068170994520187f, -0.0009578642784617841f,
+       -0.00045623985351994634f, -0.00024110601225402206f, -0.00013779640721622854f,
+       -5.408690412878059e-05f, -2.5159148208331317e-05f, -1.3184919225750491e-05f,
+       -0.13296785950660706f, -0.08429751545190811f, -0.05491136759519577f,
+       -0.036682385951280594f},
+      {0.009173639118671417f, 0.004082285799086094f, 0.001965549308806658f,
+       0.0010133655741810799f, 0.0005453018820844591f, 0.0001902325893752277f,
+       7.751358498353511e-05f, 3.561434641596861e-05f, 1.75910990947159e-05f,
+       5.597541075985646e-06f, 2.1792654933960875e-06f, 9.795785445021465e-07f,
+       0.06235024333000183f, 0.03717523068189621f, 0.022788481786847115f, 0.014337483793497086f},
+      {-0.0029142771381884813f, -0.0011802229564636946f, -0.0005183728644624352f,
+       -0.0002445249119773507f, -0.00011120307317469269f, -3.36108569172211e-05f,
+       -1.1991188330284785e-05f, -4.874967544310493e-06f, -1.947811142599676e-06f,
+       -5.2052212140552e-07f, -1.7376184757722513e-07f, -6.814527608867138e-08f,
+       -0.025691844522953033f, -0.01453112531453371f, -0.008451827801764011f,
+       -0.005047381389886141f},
+      {0.0006098785670474172f, 0.00023118089302442968f, 9.508916264167055e-05f,
+       4.204893411952071e-05f, 1.408805837854743e-05f, 3.8623024920525495e-06f,
+       1.2555029798022588e-06f, 4.674180900110514e-07f, 1.3168103407679155e-07f,
+       3.125424186123382e-08f, 9.364240938225521e-09f, 3.327036646183501e-09f,
+       0.00762358121573925f, 0.00414499593898654f, 0.002317295875400305f, 0.0013301336439326406f}};
+  // exp(-z/2) on [-ln2, ln2]: exp(-a^2/2) = 2^n exp(-z/2), z = a^2 + n ln4 (the halving is
+  // in the coefficients, not an extra multiply)
+  static constexpr float enh_p[7] = {1.0f, -0.5f, 0.125f, -0.02083301916718483f,
+                                    0.0026041469536721706f, -0.0002617226855363697f,
+                                    2.178298200306017e-05f};
+  static constexpr float neg_half_log2e = -0.72134751081466674805f;
+  static constexpr float ln4_hi = 1.38629436492919921875f, ln4_lo = -3.8093084242518671e-09f;
   // GELU(-a) rounds to -0 past gelu_amax, GELU'(-a) past gelu_grad_amax.
   static constexpr float gelu_amax = 14.36f, gelu_grad_amax = 14.55f;
   // erf(x) = x E(x^2) for |x| <= 1/2
@@ -68,9 +107,14 @@ struct VmathCoef<float> {
   static constexpr float min_normal = 1.17549435e-38f, subnormal_scale = 33554432.0f;  // 2^25
   static constexpr float sqrt2 = 1.41421353816986083984375f;
   static constexpr float inv_sqrt_2pi = 0.3989422917366028f;
-  // GELU tanh form: 2 sqrt(2/pi) and 0.044715 as hi + lo pairs
-  static constexpr float gt_k_hi = 1.5957691669464111f, gt_k_lo = -4.534068054340423e-08f;
-  static constexpr float gt_a_hi = 0.044714998453855515f, gt_a_lo = 1.5461444347053543e-09f;
+  // GELU tanh form, u = x (c1 + c3 x^2): c1 = 2 sqrt(2/pi) with its hi part a multiple of
+  // 2^-20 (so that c1_hi - w is exact for w < 16), c3 = 0.044715 c1, each as hi + lo.
+  // x sigmoid(u) has rounded to -0 below -gt_lo and to x above gt_hi.
+  static constexpr float gt_c1_hi = 1.595768928527832f, gt_c1_lo = 1.930778950054446e-07f;
+  static constexpr float gt_c3_hi = 0.07135481387376785f, gt_c3_lo = 2.3988324659995897e-09f;
+  static constexpr float gt_lo = 11.0f, gt_hi = 8.0f;
+  // adding and removing it rounds a float below 2^22 in magnitude to an integer
+  static constexpr float shifter = 12582912.0f;  // 1.5 * 2^23
 };
 
 template <>
@@ -87,7 +131,7 @@ struct VmathCoef<double> {
       2.5100375832561234e-08};
   static constexpr double tanh_sat = 19.1, tanh_tiny = 7.450580596923828e-09;  // 2^-27
   // R(a) = t P(t), t = k / (k + a): in double the rounding of t costs ~1e-16 only.
-  static constexpr bool tail_rational = false;
+  static constexpr bool tail_table = false;
   static constexpr double tail_k = 4.0;
   static constexpr double tail_p[23] = {
       0.09973557010405075,    0.0997355698275493,   0.0935021062324809,   0.08103495845227489,
@@ -108,8 +152,11 @@ struct VmathCoef<double> {
                           subnormal_scale = 18014398509481984.0;  // 2^54
   static constexpr double sqrt2 = 1.4142135623730951;
   static constexpr double inv_sqrt_2pi = 0.3989422804014327;
-  static constexpr double gt_k_hi = 1.5957691216057308, gt_k_lo = -9.96930880911092e-17;
-  static constexpr double gt_a_hi = 0.044715, gt_a_lo = 2.1960211427085595e-18;
+  // c1_hi a multiple of 2^-47 (c1_hi - w exact for w < 64)
+  static constexpr double gt_c1_hi = 1.5957691216057341, gt_c1_lo = -3.430362161966579e-15;
+  static constexpr double gt_c3_hi = 0.07135481627260025, gt_c3_lo = -6.175149918155315e-19;
+  static constexpr double gt_lo = 22.0, gt_hi = 10.0;
+  static constexpr double shifter = 6755399441055744.0;  // 1.5 * 2^52
 };
 
 namespace vmath_detail {
@@ -173,28 +220,55 @@ TK_VMATH_INLINE typename Simd<T>::V expm1_core(typename Simd<T>::V y) {
   return S::fmadd(two_n, em, S::sub(two_n, one));
 }
 
-// v * R(a), R(a) = Q(a) exp(a^2/2), for a in [0, gelu_grad_amax].
+// R(a) = Q(a) exp(a^2/2) for a in [0, gelu_grad_amax] (NaN passes).
 template <class T>
-TK_VMATH_INLINE typename Simd<T>::V mul_mills(typename Simd<T>::V v, typename Simd<T>::V a) {
+TK_VMATH_INLINE typename Simd<T>::V mills(typename Simd<T>::V a) {
   using S = Simd<T>;
   using C = VmathCoef<T>;
-  if constexpr (C::tail_rational) {
-    return S::div(S::mul(v, poly<T>(a, C::tail_n)), poly<T>(a, C::tail_d));
+  if constexpr (C::tail_table) {
+    // The bits of a + 1 pick the interval; f = a - lo is exact (lo = 0 or lo <= a <= 2 lo).
+    const auto key = S::add(a, S::set1(T(1)));
+    const auto f = S::sub(a, S::template lookup16<21>(C::mills_lo, key));
+    constexpr size_t K = sizeof(C::mills_c) / sizeof(C::mills_c[0]);
+    auto r = S::template lookup16<21>(C::mills_c[K - 1], key);
+    for (size_t j = K - 1; j-- > 0;) {
+      r = S::fmadd(r, f, S::template lookup16<21>(C::mills_c[j], key));
+    }
+    return r;
   } else {
     const auto k = S::set1(C::tail_k);
     const auto t = S::div(k, S::add(k, a));
-    return S::mul(v, S::mul(t, poly<T>(t, C::tail_p)));
+    return S::mul(t, poly<T>(t, C::tail_p));
   }
 }
 
-// exp(-a^2/2) = p 2^n with -a^2/2 as hi + lo: the hi part alone would be off by up to
-// 50 ULP of the result at a = 14.
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V mul_mills(typename Simd<T>::V v, typename Simd<T>::V a) {
+  return Simd<T>::mul(v, mills<T>(a));
+}
+
+// exp(-a^2/2) = p 2^n with a^2 as hi + lo: the hi part alone would be off by up to 50 ULP
+// of the result at a = 14.
 template <class T>
 TK_VMATH_INLINE ExpParts<T> exp_neg_half_sq(typename Simd<T>::V a) {
   using S = Simd<T>;
-  const auto h = S::mul(a, S::set1(T(-0.5)));  // exact
-  const auto y = S::mul(h, a);
-  return exp_parts<T, true>(y, S::fmsub(h, a, y));
+  using C = VmathCoef<T>;
+  if constexpr (C::tail_table) {
+    const auto s = S::mul(a, a);
+    const auto sl = S::fmsub(a, a, s);
+    // n = round(-s / ln4) by adding and removing the shifter (an FMA and an add instead of
+    // a multiply and a round)
+    const auto shifter = S::set1(C::shifter);
+    const auto n = S::sub(S::fmadd(s, S::set1(C::neg_half_log2e), shifter), shifter);
+    // z = s + n ln4 in [-ln2, ln2], the first step exact
+    auto z = S::fmadd(n, S::set1(C::ln4_hi), s);
+    z = S::add(z, S::fmadd(n, S::set1(C::ln4_lo), sl));
+    return {poly<T>(z, C::enh_p), n};
+  } else {
+    const auto h = S::mul(a, S::set1(T(-0.5)));  // exact
+    const auto y = S::mul(h, a);
+    return exp_parts<T, true>(y, S::fmsub(h, a, y));
+  }
 }
 
 // erfc(x) for x >= 0 (NaN passes): 2 Q(x sqrt 2), with exp(-x^2) from x^2 as hi + lo.
@@ -209,34 +283,6 @@ TK_VMATH_INLINE typename Simd<T>::V erfc_pos(typename Simd<T>::V x) {
   return S::ldexp(m, e.n);
 }
 
-// u = 2 sqrt(2/pi) (x + 0.044715 x^3) as hi + lo (a few ULP of u would become as many
-// ULP of exp(-u) for |u| up to ~100): w = 1 + A x^2, v = x w, u = K v, each as a pair.
-template <class T>
-struct Pair {
-  typename Simd<T>::V hi, lo;
-};
-
-template <class T>
-TK_VMATH_INLINE Pair<T> gelu_tanh_arg(typename Simd<T>::V x) {
-  using S = Simd<T>;
-  using C = VmathCoef<T>;
-  const auto ah = S::set1(C::gt_a_hi), kh = S::set1(C::gt_k_hi);
-  const auto x2 = S::mul(x, x);
-  const auto x2l = S::fmsub(x, x, x2);
-  const auto wh = S::fmadd(ah, x2, S::set1(T(1)));
-  // wh - 1 is exact (wh >= 1); the FMA then yields the rounding error of wh.
-  auto wl = S::fmsub(ah, x2, S::sub(wh, S::set1(T(1))));
-  wl = S::fmadd(ah, x2l, wl);
-  wl = S::fmadd(S::set1(C::gt_a_lo), x2, wl);
-  const auto vh = S::mul(x, wh);
-  const auto vl = S::fmadd(x, wl, S::fmsub(x, wh, vh));
-  const auto uh = S::mul(kh, vh);
-  auto ul = S::fmsub(kh, vh, uh);
-  ul = S::fmadd(kh, vl, ul);
-  ul = S::fmadd(S::set1(C::gt_k_lo), vh, ul);
-  return {uh, ul};
-}
-
 // sigmoid(u) for u = uh + ul (silu: u = x, gelu tanh form: u = 2z) in parts without selects:
 // with u clamped to [-sig_bound, sig_up], e^-u = p 2^-m, m = round(u / ln2), and
 // d = 2^m + p: sigmoid(u) = ldexp(1 / d, m), 1 - sigmoid(u) = p / d. 2^m enters d only down
@@ -247,13 +293,14 @@ struct SigParts {
   typename Simd<T>::V m, p, d;
 };
 
-template <class T, bool HasLo>
+template <class T, bool HasLo, bool Clamp = true>
 TK_VMATH_INLINE SigParts<T> sig_parts(typename Simd<T>::V uh, typename Simd<T>::V ul) {
   using S = Simd<T>;
   using C = VmathCoef<T>;
   const auto one = S::set1(T(1));
-  const auto u = S::min(S::set1(C::sig_up), S::max(S::set1(-C::sig_bound), uh));
-  const auto m = S::round(S::mul(u, S::set1(C::log2e)));
+  const auto u = Clamp ? S::min(S::set1(C::sig_up), S::max(S::set1(-C::sig_bound), uh)) : uh;
+  const auto shifter = S::set1(C::shifter);
+  const auto m = S::sub(S::fmadd(u, S::set1(C::log2e), shifter), shifter);  // round(u / ln2)
   // r = m ln2 - u, exactly in its first step
   auto r = S::fmsub(m, S::set1(C::ln2_hi), u);
   r = S::fmadd(m, S::set1(C::ln2_lo), r);
@@ -275,21 +322,42 @@ TK_VMATH_INLINE typename Simd<T>::V x_sigmoid(typename Simd<T>::V xn, typename S
 }
 
 // gy * d/dx [x sigmoid(u)] = gy s (1 + x u' (1 - s)), s = sigmoid(u): with r = 1 / d,
-// gy ldexp(r, m) (1 + x u' (p / d)); p / d divided rather than p r, one rounding fewer
-// where x u' (1 - s) is large. The power 2^m is split: its part above 1 makes
+// gy ldexp(r, m) (1 + x u' p r) (p r rather than a second division: 5% faster, at most
+// half an ULP more where x u' (1 - s) is large). The power 2^m is split: its part above 1 makes
 // ldexp(r, max(m, 0)) in [1/2, 1] before gy is applied, the part below 1 scales last.
-// x is clamped to +-sig_bound by the caller (the derivative is 0 or 1 beyond).
-template <class T, bool HasLo>
+// x is clamped by the caller to where the derivative has reached 0 or 1.
+template <class T>
 TK_VMATH_INLINE typename Simd<T>::V x_sigmoid_grad(typename Simd<T>::V gy, typename Simd<T>::V x,
-                                                   typename Simd<T>::V uh, typename Simd<T>::V ul,
-                                                   typename Simd<T>::V du) {
+                                                   typename Simd<T>::V du, const SigParts<T>& e) {
   using S = Simd<T>;
   const auto one = S::set1(T(1));
-  const auto e = sig_parts<T, HasLo>(uh, ul);
   const auto r = S::div(one, e.d);
   const auto k = S::max(S::zero(), e.m);
-  const auto f = S::fmadd(S::mul(x, du), S::div(e.p, e.d), one);
+  const auto f = S::fmadd(S::mul(x, du), S::mul(e.p, r), one);
   return S::ldexp(S::mul(S::mul(gy, S::ldexp(r, k)), f), S::sub(e.m, k));
+}
+
+// The sigmoid parts of u = K (x + A x^3) for x in [-gt_lo, gt_hi] (u within the clamp of
+// sig_parts, so none is needed), u as
+// hi + lo (a few ULP of u would become as many ULP of exp(-u) for |u| up to ~110):
+// w = c1 + c3 x^2 and its rounding error, then u = x w, also with its rounding error.
+template <class T>
+TK_VMATH_INLINE SigParts<T> gelu_tanh_sig(typename Simd<T>::V x, typename Simd<T>::V x2) {
+  using S = Simd<T>;
+  using C = VmathCoef<T>;
+  const auto c1 = S::set1(C::gt_c1_hi), c3 = S::set1(C::gt_c3_hi);
+  const auto w = S::fmadd(c3, x2, c1);
+  const auto err = S::fmadd(c3, x2, S::sub(c1, w));  // c1 - w is exact
+  const auto lo = S::fmadd(c3, S::fmsub(x, x, x2),
+                           S::fmadd(S::set1(C::gt_c3_lo), x2, S::set1(C::gt_c1_lo)));
+  const auto uh = S::mul(x, w);
+  const auto ul = S::fmadd(x, S::add(err, lo), S::fmsub(x, w, uh));
+  return sig_parts<T, true, false>(uh, ul);
+}
+
+template <class T>
+TK_VMATH_INLINE typename Simd<T>::V clamp_gelu_tanh(typename Simd<T>::V xn) {
+  return Simd<T>::min(Simd<T>::set1(VmathCoef<T>::gt_hi), xn);
 }
 
 template <class T>
@@ -421,9 +489,11 @@ TK_VMATH_INLINE typename Simd<T>::V vsilu(typename Simd<T>::V x) {
 template <class T>
 TK_VMATH_INLINE typename Simd<T>::V vgelu_tanh(typename Simd<T>::V x) {
   using S = Simd<T>;
-  const auto xn = S::max(S::set1(-VmathCoef<T>::sig_bound), x);
-  const auto u = vmath_detail::gelu_tanh_arg<T>(S::min(S::set1(VmathCoef<T>::sig_bound), xn));
-  return vmath_detail::x_sigmoid<T, true>(xn, u.hi, u.lo);
+  // xn = x clamped below at -gt_lo multiplies: it takes the product to -0 there.
+  const auto xn = S::max(S::set1(-VmathCoef<T>::gt_lo), x);
+  const auto xc = vmath_detail::clamp_gelu_tanh<T>(xn);
+  const auto e = vmath_detail::gelu_tanh_sig<T>(xc, S::mul(xc, xc));
+  return S::ldexp(S::div(xn, e.d), e.m);
 }
 
 // x Phi(x) = relu(x) - |x| Q(|x|): x Q(x) is subtracted for x >= 0 and is the result for
@@ -433,7 +503,7 @@ TK_VMATH_INLINE typename Simd<T>::V vgelu_erf(typename Simd<T>::V x) {
   using S = Simd<T>;
   const auto a = S::min(S::set1(VmathCoef<T>::gelu_amax), S::abs(x));
   const auto e = vmath_detail::exp_neg_half_sq<T>(a);
-  const auto aq = S::ldexp(vmath_detail::mul_mills<T>(S::mul(a, e.p), a), e.n);
+  const auto aq = S::ldexp(S::mul(S::mul(a, vmath_detail::mills<T>(a)), e.p), e.n);
   return S::sub(vrelu<T>(x), aq);
 }
 
@@ -472,7 +542,8 @@ template <class T>
 TK_VMATH_INLINE typename Simd<T>::V vsilu_backward(typename Simd<T>::V gy, typename Simd<T>::V x) {
   using S = Simd<T>;
   const auto xc = vmath_detail::clamp_sig<T>(x);
-  return vmath_detail::x_sigmoid_grad<T, false>(gy, xc, xc, xc, S::set1(T(1)));
+  return vmath_detail::x_sigmoid_grad<T>(gy, xc, S::set1(T(1)),
+                                         vmath_detail::sig_parts<T, false>(xc, xc));
 }
 
 template <class T>
@@ -480,12 +551,11 @@ TK_VMATH_INLINE typename Simd<T>::V vgelu_tanh_backward(typename Simd<T>::V gy,
                                                         typename Simd<T>::V x) {
   using S = Simd<T>;
   using C = VmathCoef<T>;
-  const auto xc = vmath_detail::clamp_sig<T>(x);
-  const auto u = vmath_detail::gelu_tanh_arg<T>(xc);
-  // u' = K (1 + 3 A x^2)
-  const auto du = S::mul(S::set1(C::gt_k_hi),
-                         S::fmadd(S::set1(T(3) * C::gt_a_hi), S::mul(xc, xc), S::set1(T(1))));
-  return vmath_detail::x_sigmoid_grad<T, true>(gy, xc, u.hi, u.lo, du);
+  const auto xc = vmath_detail::clamp_gelu_tanh<T>(S::max(S::set1(-C::gt_lo), x));
+  const auto x2 = S::mul(xc, xc);
+  // u' = K (1 + 3 A x^2) = c1 + 3 c3 x^2
+  const auto du = S::fmadd(S::set1(T(3) * C::gt_c3_hi), x2, S::set1(C::gt_c1_hi));
+  return vmath_detail::x_sigmoid_grad<T>(gy, xc, du, vmath_detail::gelu_tanh_sig<T>(xc, x2));
 }
 
 // Phi(x) + x phi(x) = x < 0: E (R - a c); x >= 0: 1 - E (R - a c), E = exp(-a^2/2), a = |x|,
@@ -497,12 +567,13 @@ TK_VMATH_INLINE typename Simd<T>::V vgelu_erf_backward(typename Simd<T>::V gy,
   using C = VmathCoef<T>;
   const auto a = S::min(S::set1(C::gelu_grad_amax), S::abs(x));
   const auto e = vmath_detail::exp_neg_half_sq<T>(a);
-  // p (R - a c) = p R - (a c) p
-  const auto pr = vmath_detail::mul_mills<T>(e.p, a);
-  const auto dp = S::fnmadd(S::mul(a, S::set1(C::inv_sqrt_2pi)), e.p, pr);
-  const auto gneg = S::ldexp(S::mul(gy, dp), e.n);
-  const auto q = S::ldexp(dp, S::max(S::set1(T(-100)), e.n));
-  return S::select(S::lt(x, S::zero()), gneg, S::mul(gy, S::sub(S::set1(T(1)), q)));
+  const auto dp = S::mul(e.p, S::fnmadd(a, S::set1(C::inv_sqrt_2pi), vmath_detail::mills<T>(a)));
+  // one scaling: x < 0: gy E (R - a c), rounded once; x >= 0: E (R - a c), which only has
+  // to vanish beside 1 (scaled no lower than 2^-100, clear of subnormals)
+  const auto neg = S::lt(x, S::zero());
+  const auto w = S::ldexp(S::select(neg, S::mul(gy, dp), dp),
+                          S::select(neg, e.n, S::max(S::set1(T(-100)), e.n)));
+  return S::select(neg, w, S::mul(gy, S::sub(S::set1(T(1)), w)));
 }
 
 template <class T>

@@ -75,6 +75,15 @@ struct Simd<float> {
     const __m256i m = _mm256_and_si256(_mm256_castps_si256(a.v), _mm256_set1_epi32(0x007fffff));
     return {_mm256_castsi256_ps(_mm256_or_si256(m, _mm256_set1_epi32(0x3f800000)))};
   }
+  // table[(bits of key >> Shift) % 16] in each lane: a permute of each half of the table,
+  // then index bit 3 (moved to the sign) picks one
+  template <int Shift>
+  static V lookup16(const float* table, V key) {
+    const __m256i i = _mm256_srli_epi32(_mm256_castps_si256(key.v), Shift);
+    const __m256 lo = _mm256_permutevar8x32_ps(_mm256_loadu_ps(table), i);
+    const __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(table + 8), i);
+    return {_mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)))};
+  }
   static V copysign(V mag, V sgn) {
     const __m256 m = _mm256_set1_ps(-0.0f);
     return {_mm256_or_ps(_mm256_andnot_ps(m, mag.v), _mm256_and_ps(m, sgn.v))};

@@ -57,6 +57,12 @@ struct Simd<float> {
   // x = mant * 2^exp with mant in [1, 2), for positive normal x
   static V getexp(V a) { return {_mm512_getexp_ps(a.v)}; }
   static V getmant(V a) { return {_mm512_getmant_ps(a.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero)}; }
+  // table[(bits of key >> Shift) % 16] in each lane: one permute
+  template <int Shift>
+  static V lookup16(const float* table, V key) {
+    return {_mm512_permutexvar_ps(_mm512_srli_epi32(_mm512_castps_si512(key.v), Shift),
+                                  _mm512_loadu_ps(table))};
+  }
   static V copysign(V mag, V sgn) {
     const __m512i m = _mm512_set1_epi32(INT32_MIN);
     // bitwise select: sign bit from sgn, the rest from mag

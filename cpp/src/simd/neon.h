@@ -67,6 +67,14 @@ struct Simd<float> {
     const uint32x4_t m = vandq_u32(vreinterpretq_u32_f32(a.v), vdupq_n_u32(0x007fffffu));
     return {vreinterpretq_f32_u32(vorrq_u32(m, vdupq_n_u32(0x3f800000u)))};
   }
+  // table[(bits of key >> Shift) % 16] in each lane, lane by lane
+  template <int Shift>
+  static V lookup16(const float* table, V key) {
+    uint32_t i[4];
+    vst1q_u32(i, vshrq_n_u32(vreinterpretq_u32_f32(key.v), Shift));
+    const float r[4] = {table[i[0] % 16], table[i[1] % 16], table[i[2] % 16], table[i[3] % 16]};
+    return {vld1q_f32(r)};
+  }
   static V copysign(V mag, V sgn) { return {vbslq_f32(vdupq_n_u32(0x80000000u), sgn.v, mag.v)}; }
   // Match x86: the second operand wins when the compare is false (NaN included).
   static V min(V a, V b) { return {vbslq_f32(vcltq_f32(a.v, b.v), a.v, b.v)}; }

@@ -56,6 +56,14 @@ struct Simd {
   static V getmant(V a) {
     return {a.v == T(0) || !std::isfinite(a.v) ? a.v : std::scalbn(a.v, -std::ilogb(a.v))};
   }
+  // table[(bits of key >> Shift) % 16] (float only)
+  template <int Shift>
+  static V lookup16(const T* table, V key) {
+    static_assert(sizeof(T) == 4, "lookup16 indexes by the bits of a float");
+    uint32_t bits;
+    std::memcpy(&bits, &key.v, sizeof bits);
+    return {table[(bits >> Shift) % 16]};
+  }
   static V copysign(V mag, V sgn) { return {std::copysign(mag.v, sgn.v)}; }
   // x86 semantics: the second operand is returned when either is NaN.
   static V min(V a, V b) { return {a.v < b.v ? a.v : b.v}; }
