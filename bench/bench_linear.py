@@ -8,6 +8,16 @@ against the FMA peak of the active target measured in the same run (trainkern.ro
 except M == 1, a matrix-vector product bound by reading W: there the roof is one read of W
 at stream bandwidth (`stream-read-W`), in GB/s. Each implementation's result is checked
 against float64 before it is timed; extra_info records which OpenBLAS kernel NumPy ran.
+
+On a shared machine, time the 1-thread groups in CPU time, which leaves out the time slices
+other processes take from this one (here they took up to two thirds of the wall time):
+
+    pytest --benchmark-only --benchmark-timer=time.thread_time \
+        $(pytest bench/bench_linear.py --collect-only -q | grep -E -- '(-1|_w.1)]$')
+
+Every implementation then runs in the calling thread (trainkern, OpenBLAS and torch at one
+thread do), so its CPU time is all of its work. It is wrong at 2 threads (the other thread's
+time is left out). The FMA peak that % of peak refers to is still timed on the wall clock.
 """
 
 import numpy as np

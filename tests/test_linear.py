@@ -111,8 +111,9 @@ def test_linear_odd_sizes(isa, dtype, rng, m, k, n):
 
 def test_several_k_blocks_and_threads(isa, dtype, rng, threads):
     # K beyond one cache block, threads splitting M (sharing the packed B panel), short M
-    # (skinny), and N (each thread packing its own columns of B).
-    for m, k, n in ((200, 2100, 130), (40, 2100, 130), (130, 1100, 600)):
+    # (skinny), and N (each thread packing its own columns of B). (20, 600, 1088): short M
+    # over a row-major B beyond L2 in whole slivers, copied into the panel by the tiles.
+    for m, k, n in ((200, 2100, 130), (40, 2100, 130), (130, 1100, 600), (20, 600, 1088)):
         a, b, bias = operands(rng, m, k, n, dtype)
         results = []
         for t in (1, 2):

@@ -145,7 +145,7 @@ void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
     for (int64_t j = 0; j < P.n; ++j) bias[j] = P.bias[j * P.bias_stride];
     for (int64_t j = P.n; j < n_pad; ++j) bias[j] = T(0);
   }
-  if (gemv_form && gemv(P, bias, mem + n_pad)) return;
+  if (gemv_form && gemv(P, bias, mem + n_pad, blk.l2_bytes)) return;
 
   x.P = &P;
   x.bias = bias;

@@ -81,7 +81,7 @@ inline Phase phase_of(int64_t pc, int64_t kc, int64_t k) {
 template <class T>
 inline void run_tile(const Ctx<T>& x, int64_t i, int64_t j, int rows, int cols, int64_t kc,
                      const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t b_ks, Phase ph,
-                     PrefetchStream* pf = nullptr) {
+                     BlockStream* pf = nullptr) {
   const GemmProblem<T>& P = *x.P;
   const TileOut<T> o{P.c + i * P.c_rs + j, P.c_rs, P.pre ? P.pre + i * P.pre_rs + j : nullptr,
                      P.pre_rs, x.bias ? x.bias + j : nullptr};

@@ -5,6 +5,7 @@
 // when asked, applies the activation and stores C once.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "ops/gemm.h"
 #include "ops/gemm_act-inl.h"
@@ -89,14 +90,26 @@ inline void store_row(typename Simd<T>::V* acc, T* c, T* pre, const T* bias, int
   }
 }
 
-// Software prefetch of a 2-D region (rows of `bytes` bytes, `stride` bytes apart), a few
-// cache lines per call, in address order: the tiles of one block of B fetch the next block
-// into L2 while they compute, so its packing does not wait on memory.
-struct PrefetchStream {
+// Work on the next block of B that rides along with the tiles, a little per step of k:
+// software prefetch of a 2-D region (rows of `bytes` bytes, `stride` bytes apart), a few
+// cache lines per call, in address order, so the tiles of one block of B fetch the next
+// block while they compute; and, optionally, the copy of rows fetched earlier into the
+// next panel, one cache line at a time. The tiles are bound by the FMA pipes with load and
+// store slots to spare, so a copy spread among them costs little, where the same copy done
+// between slivers stalls the FMAs for its whole length.
+struct BlockStream {
   const char* row = nullptr;
   int64_t off = 0, bytes = 0, stride = 0, rows_left = 0;
   int per_step = 0;
   bool to_l1 = false;  // all cache levels, else toward L2
+  // The copy: rows of `c_bytes` (a whole number of cache lines) from c_src to c_dst,
+  // c_lines lines over c_steps steps (spread evenly).
+  const char* c_src = nullptr;
+  char* c_dst = nullptr;
+  int64_t c_off = 0, c_bytes = 0, c_src_stride = 0, c_dst_stride = 0, c_rows_left = 0;
+  int64_t c_lines = 0, c_steps = 1, c_credit = 0;
+
+  template <class T>
   void step() {
     for (int i = 0; i < per_step && rows_left > 0; ++i) {
       if (to_l1)
@@ -110,6 +123,31 @@ struct PrefetchStream {
         --rows_left;
       }
     }
+    if (c_rows_left > 0)
+      for (c_credit += c_lines; c_credit >= c_steps && c_rows_left > 0; c_credit -= c_steps)
+        copy_line<T>();
+  }
+  // Whatever the steps left of the copy.
+  template <class T>
+  void finish() {
+    while (c_rows_left > 0) copy_line<T>();
+  }
+  template <class T>
+  void copy_line() {
+    using S = Simd<T>;
+    constexpr int64_t L = static_cast<int64_t>(S::N);
+    constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(T));
+    const T* src = reinterpret_cast<const T*>(c_src + c_off);
+    T* dst = reinterpret_cast<T*>(c_dst + c_off);
+#pragma GCC unroll 16
+    for (int64_t j = 0; j < kLine; j += L) S::storeu(dst + j, S::loadu(src + j));
+    c_off += 64;
+    if (c_off >= c_bytes) {
+      c_off = 0;
+      c_src += c_src_stride;
+      c_dst += c_dst_stride;
+      --c_rows_left;
+    }
   }
 };
 
@@ -119,7 +157,7 @@ struct PrefetchStream {
 // of C are stored. `pf`, when not null, advances one step per k.
 template <class T, int MRK, LinearAct A>
 void tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_t b_ks,
-          PrefetchStream* pf, const TileOut<T>& o, int nv, Phase ph) {
+          BlockStream* pf, const TileOut<T>& o, int nv, Phase ph) {
   using S = Simd<T>;
   using V = typename S::V;
   constexpr int L = static_cast<int>(S::N);
@@ -138,20 +176,28 @@ void tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_
   int64_t ro[MRK];
 #pragma GCC unroll 16
   for (int r = 0; r < MRK; ++r) ro[r] = r * a_rs;
-  for (int64_t k = 0; k < kc; ++k) {
-    V bv[kNV];
+  // Two copies of the loop: the stream's code inside the only loop, even behind a test,
+  // slowed the tiles that have no stream (every other GEMM) by 2-5%.
+  auto steps = [&](auto with_stream) {
+    for (int64_t k = 0; k < kc; ++k) {
+      V bv[kNV];
 #pragma GCC unroll 8
-    for (int v = 0; v < kNV; ++v) bv[v] = S::loadu(b + v * L);
-    if (pf) pf->step();
+      for (int v = 0; v < kNV; ++v) bv[v] = S::loadu(b + v * L);
+      if constexpr (decltype(with_stream)::value) pf->template step<T>();
 #pragma GCC unroll 16
-    for (int r = 0; r < MRK; ++r) {
-      const V av = S::set1(a[ro[r]]);
+      for (int r = 0; r < MRK; ++r) {
+        const V av = S::set1(a[ro[r]]);
 #pragma GCC unroll 8
-      for (int v = 0; v < kNV; ++v) acc[r][v] = madd<S>(av, bv[v], acc[r][v]);
+        for (int v = 0; v < kNV; ++v) acc[r][v] = madd<S>(av, bv[v], acc[r][v]);
+      }
+      a += a_ks;
+      b += b_ks;
     }
-    a += a_ks;
-    b += b_ks;
-  }
+  };
+  if (pf)
+    steps(std::true_type{});
+  else
+    steps(std::false_type{});
   if (nv == NR) {
 #pragma GCC unroll 16
     for (int r = 0; r < MRK; ++r)
@@ -166,7 +212,7 @@ void tile(int64_t kc, const T* a, int64_t a_rs, int64_t a_ks, const T* b, int64_
 }
 
 template <class T>
-using TileFn = void (*)(int64_t, const T*, int64_t, int64_t, const T*, int64_t, PrefetchStream*,
+using TileFn = void (*)(int64_t, const T*, int64_t, int64_t, const T*, int64_t, BlockStream*,
                         const TileOut<T>&, int, Phase);
 
 template <class T, LinearAct A, int R>

@@ -86,31 +86,49 @@ void skinny_rows(const Ctx<T>& x, const ThreadMem<T>& mem, int64_t n0, int64_t n
     const int64_t nsl = (cur.nc + NR - 1) / NR;
     const int64_t nk = nxt.valid ? nxt.kc : 0;
     const bool near = tiles_m * cur.kc >= kNearSteps;
+    // With whole cache lines and no padding in the next block's rows, the rows fetched
+    // during sliver s are copied during sliver s+1 (the last ones after the last sliver).
+    const int64_t row_bytes = nxt.nc * static_cast<int64_t>(sizeof(T));
+    const bool ride = near && nxt.valid && nxt.nc % NR == 0 && row_bytes % 64 == 0;
+    const int64_t steps = max64(tiles_m * cur.kc, 1);
     for (int64_t s = 0; s < nsl; ++s) {
-      // Rows copied after sliver s: [nk*s/nsl, nk*(s+1)/nsl). A fetched line should arrive
-      // in time but not wait long (it can be evicted): when the tiles of one sliver take
-      // well over a memory latency, they fetch their own rows, into L1; otherwise the rows
-      // of the next sliver, into L2 (the first sliver fetches both).
-      PrefetchStream pf;
+      // Rows copied after sliver s (during sliver s+1 when riding): [nk*s/nsl, nk*(s+1)/nsl).
+      // A fetched line should arrive in time but not wait long (it can be evicted): when the
+      // tiles of one sliver take well over a memory latency, they fetch their own rows, into
+      // L1; otherwise the rows of the next sliver, into L2 (the first sliver fetches both).
+      BlockStream pf;
       pf.to_l1 = near;
       const int64_t r0 = near ? nk * s / nsl : (s == 0 ? 0 : nk * (s + 1) / nsl);
       const int64_t r1 = min64(nk, near ? nk * (s + 1) / nsl : nk * (s + 2) / nsl);
       if (r1 > r0) {
         pf.row = reinterpret_cast<const char*>(nsrc + r0 * P.b_rs);
-        pf.bytes = nxt.nc * static_cast<int64_t>(sizeof(T));
+        pf.bytes = row_bytes;
         pf.stride = P.b_rs * static_cast<int64_t>(sizeof(T));
         pf.rows_left = r1 - r0;
         const int64_t lines = pf.rows_left * ((pf.bytes + 63) / 64);
-        const int64_t steps = max64(tiles_m * cur.kc, 1);
         pf.per_step = static_cast<int>((lines + steps - 1) / steps);
       }
+      const int64_t c0 = ride && s > 0 ? nk * (s - 1) / nsl : 0;
+      const int64_t c1 = ride && s > 0 ? nk * s / nsl : 0;
+      if (c1 > c0) {
+        pf.c_src = reinterpret_cast<const char*>(nsrc + c0 * P.b_rs);
+        pf.c_dst = reinterpret_cast<char*>(np + c0 * ld);
+        pf.c_bytes = row_bytes;
+        pf.c_src_stride = P.b_rs * static_cast<int64_t>(sizeof(T));
+        pf.c_dst_stride = ld * static_cast<int64_t>(sizeof(T));
+        pf.c_rows_left = c1 - c0;
+        pf.c_lines = pf.c_rows_left * (row_bytes / 64);
+        pf.c_steps = steps;
+      }
+      const bool use = pf.per_step > 0 || pf.c_rows_left > 0;
       const int cols = static_cast<int>(min64(NR, cur.nc - s * NR));
       for (int64_t i = 0; i < P.m; i += kMR)
         run_tile(x, i, cur.jc + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, cur.kc,
                  ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, cp + s * NR, ld, ph,
-                 pf.per_step ? &pf : nullptr);
+                 use ? &pf : nullptr);
+      pf.finish<T>();
       const int64_t k0 = nk * s / nsl, k1 = nk * (s + 1) / nsl;
-      if (k1 > k0) copy_b_rows(nsrc, P.b_rs, nxt.nc, k0, k1, np, ld);
+      if (k1 > k0 && (!ride || s + 1 == nsl)) copy_b_rows(nsrc, P.b_rs, nxt.nc, k0, k1, np, ld);
     }
     if (!nxt.valid) break;
     cur = nxt;
