@@ -110,8 +110,20 @@ void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
   x.blk.kc = balanced(P.k, blk.kc);
   const int64_t KC = x.blk.kc, MC = blk.mc;
   // The skinny path's panels: kc_skinny × nc_skinny takes a quarter of L2 (two are in use).
+  auto skinny_depth = [&](int64_t nc) {
+    return balanced(P.k, max64(min64(blk.l2_bytes / 4 / (nc * elem), blk.kc), 32));
+  };
   x.nc_skinny = min64(n_pad, blk.nc_skinny);
-  x.kc_skinny = balanced(P.k, max64(min64(blk.l2_bytes / 4 / (x.nc_skinny * elem), blk.kc), 32));
+  x.kc_skinny = skinny_depth(x.nc_skinny);
+  // When the tiles of one sliver already cover a memory latency, a panel half as wide and
+  // twice as deep: the tiles add to C half as often, and the prefetch regime (kNearSteps)
+  // is unchanged. (32×4096×4096 float, 1 thread: 3.6% faster, paired median of 31 rounds;
+  // at 16 rows the deeper panel switched the regime and lost 10-15%.)
+  const int64_t half_nc = round_up(x.nc_skinny / 2, NR);
+  if ((P.m + kMR - 1) / kMR * x.kc_skinny >= kNearSteps && half_nc < x.nc_skinny) {
+    x.nc_skinny = half_nc;
+    x.kc_skinny = skinny_depth(half_nc);
+  }
   x.b_in_place = P.b_cs == 1 && !P.b_colsum && P.k * n_pad * elem <= blk.l2_bytes;
   const bool skinny_form = P.m <= kSkinnyRows;
 
