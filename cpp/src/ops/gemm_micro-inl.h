@@ -100,8 +100,11 @@ inline void store_row(typename Simd<T>::V* acc, T* c, T* pre, const T* bias, int
 struct BlockStream {
   const char* row = nullptr;
   int64_t off = 0, bytes = 0, stride = 0, rows_left = 0;
+  // Either per_step lines a step toward L2 from the first step on, or p_lines lines into
+  // all cache levels spread evenly over p_steps steps (a line fetched early into L1 waits
+  // there longer and may be evicted before it is copied).
   int per_step = 0;
-  bool to_l1 = false;  // all cache levels, else toward L2
+  int64_t p_lines = 0, p_steps = 1, p_credit = 0;
   // The copy: rows of `c_bytes` (a whole number of cache lines) from c_src to c_dst,
   // c_lines lines over c_steps steps (spread evenly).
   const char* c_src = nullptr;
@@ -109,20 +112,22 @@ struct BlockStream {
   int64_t c_off = 0, c_bytes = 0, c_src_stride = 0, c_dst_stride = 0, c_rows_left = 0;
   int64_t c_lines = 0, c_steps = 1, c_credit = 0;
 
+  template <int Hint>
+  void fetch_line() {
+    __builtin_prefetch(row + off, 0, Hint);
+    off += 64;
+    if (off >= bytes) {
+      off = 0;
+      row += stride;
+      --rows_left;
+    }
+  }
   template <class T>
   void step() {
-    for (int i = 0; i < per_step && rows_left > 0; ++i) {
-      if (to_l1)
-        __builtin_prefetch(row + off, 0, 3);
-      else
-        __builtin_prefetch(row + off, 0, 2);
-      off += 64;
-      if (off >= bytes) {
-        off = 0;
-        row += stride;
-        --rows_left;
-      }
-    }
+    for (int i = 0; i < per_step && rows_left > 0; ++i) fetch_line<2>();
+    if (p_lines > 0)
+      for (p_credit += p_lines; p_credit >= p_steps && rows_left > 0; p_credit -= p_steps)
+        fetch_line<3>();
     if (c_rows_left > 0)
       for (c_credit += c_lines; c_credit >= c_steps && c_rows_left > 0; c_credit -= c_steps)
         copy_line<T>();
