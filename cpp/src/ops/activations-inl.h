@@ -10,17 +10,32 @@ namespace tk {
 namespace TK_NS {
 namespace act_detail {
 
-// y[i] = f(x[i]) over [b, e). Streaming stores need aligned addresses: a partial vector
-// first brings y + i to a vector boundary.
+// Elements from y to the next vector boundary, at most n: streaming stores need aligned
+// addresses, so a partial vector goes first.
+template <class T>
+int64_t head_to_boundary(const T* y, int64_t n) {
+  constexpr int64_t bytes = Simd<T>::N * static_cast<int64_t>(sizeof(T));
+  const auto off = static_cast<int64_t>(reinterpret_cast<uintptr_t>(y) % bytes);
+  const int64_t head = off ? (bytes - off) / static_cast<int64_t>(sizeof(T)) : 0;
+  return head < n ? head : n;
+}
+
+template <class T, bool Stream>
+void put(T* p, typename Simd<T>::V v) {
+  if (Stream)
+    Simd<T>::stream(p, v);
+  else
+    Simd<T>::storeu(p, v);
+}
+
+// y[i] = f(x[i]) over [b, e).
 template <class T, bool Stream, class F>
 void map1(const T* x, T* y, int64_t b, int64_t e, F f) {
   using S = Simd<T>;
   constexpr int64_t N = S::N;
   int64_t i = b;
   if (Stream) {
-    const auto bytes = static_cast<int64_t>(reinterpret_cast<uintptr_t>(y + i) % (N * sizeof(T)));
-    int64_t head = bytes ? (N * static_cast<int64_t>(sizeof(T)) - bytes) / static_cast<int64_t>(sizeof(T)) : 0;
-    head = head < e - i ? head : e - i;
+    const int64_t head = head_to_boundary(y + i, e - i);
     if (head > 0) {
       const auto k = static_cast<size_t>(head);
       S::store_partial(y + i, f(S::load_partial(x + i, k)), k);
@@ -29,20 +44,11 @@ void map1(const T* x, T* y, int64_t b, int64_t e, F f) {
   }
   for (; i + 2 * N <= e; i += 2 * N) {
     const auto a = f(S::loadu(x + i)), c = f(S::loadu(x + i + N));
-    if (Stream) {
-      S::stream(y + i, a);
-      S::stream(y + i + N, c);
-    } else {
-      S::storeu(y + i, a);
-      S::storeu(y + i + N, c);
-    }
+    put<T, Stream>(y + i, a);
+    put<T, Stream>(y + i + N, c);
   }
   for (; i + N <= e; i += N) {
-    const auto a = f(S::loadu(x + i));
-    if (Stream)
-      S::stream(y + i, a);
-    else
-      S::storeu(y + i, a);
+    put<T, Stream>(y + i, f(S::loadu(x + i)));
   }
   if (i < e) {
     const auto k = static_cast<size_t>(e - i);
@@ -58,9 +64,7 @@ void map2(const T* g, const T* v, T* z, int64_t b, int64_t e, F f) {
   constexpr int64_t N = S::N;
   int64_t i = b;
   if (Stream) {
-    const auto bytes = static_cast<int64_t>(reinterpret_cast<uintptr_t>(z + i) % (N * sizeof(T)));
-    int64_t head = bytes ? (N * static_cast<int64_t>(sizeof(T)) - bytes) / static_cast<int64_t>(sizeof(T)) : 0;
-    head = head < e - i ? head : e - i;
+    const int64_t head = head_to_boundary(z + i, e - i);
     if (head > 0) {
       const auto k = static_cast<size_t>(head);
       S::store_partial(z + i, f(S::load_partial(g + i, k), S::load_partial(v + i, k)), k);
@@ -70,20 +74,11 @@ void map2(const T* g, const T* v, T* z, int64_t b, int64_t e, F f) {
   for (; i + 2 * N <= e; i += 2 * N) {
     const auto a = f(S::loadu(g + i), S::loadu(v + i));
     const auto c = f(S::loadu(g + i + N), S::loadu(v + i + N));
-    if (Stream) {
-      S::stream(z + i, a);
-      S::stream(z + i + N, c);
-    } else {
-      S::storeu(z + i, a);
-      S::storeu(z + i + N, c);
-    }
+    put<T, Stream>(z + i, a);
+    put<T, Stream>(z + i + N, c);
   }
   for (; i + N <= e; i += N) {
-    const auto a = f(S::loadu(g + i), S::loadu(v + i));
-    if (Stream)
-      S::stream(z + i, a);
-    else
-      S::storeu(z + i, a);
+    put<T, Stream>(z + i, f(S::loadu(g + i), S::loadu(v + i)));
   }
   if (i < e) {
     const auto k = static_cast<size_t>(e - i);
