@@ -17,6 +17,7 @@ import dataclasses
 
 import numpy as np
 from hypothesis import strategies as st
+from producers import DLPackOnly
 
 GUARD = 64
 FLOATS = [np.dtype(np.float32), np.dtype(np.float64)]
@@ -184,19 +185,6 @@ def other_shape(draw, shape):
     """A shape different from `shape`."""
     new = draw(st.lists(st.integers(0, 5), max_size=3).map(tuple))
     return new if new != shape else shape + (2,)
-
-
-class DLPackOnly:
-    """Shows an array's memory only through the DLPack protocol."""
-
-    def __init__(self, a):
-        self._a = a
-
-    def __dlpack__(self, **kw):
-        return self._a.__dlpack__(**kw)
-
-    def __dlpack_device__(self):
-        return self._a.__dlpack_device__()
 
 
 def wrapped(a, how):

@@ -12,17 +12,7 @@ import sys
 
 import numpy as np
 import trainkern
-
-
-class _DLPackOnly:
-    def __init__(self, a):
-        self._a = a
-
-    def __dlpack__(self, **kw):
-        return self._a.__dlpack__(**kw)
-
-    def __dlpack_device__(self):
-        return self._a.__dlpack_device__()
+from producers import DLPackOnly
 
 
 def calls():
@@ -49,7 +39,7 @@ def calls():
         lambda: trainkern.adam_step(p, g, m, v, step=2, lr=1e-6, amsgrad=True,
                                     max_exp_avg_sq=vmax, grad_scale=2.0),
         lambda: trainkern.sgd_step(p, g, m, lr=1e-6, momentum=0.9),
-        lambda: trainkern.sgd_step(memoryview(p), _DLPackOnly(g), lr=1e-6),
+        lambda: trainkern.sgd_step(memoryview(p), DLPackOnly(g), lr=1e-6),
         lambda: trainkern.adam_step_multi(ps, gs, ms, vs, steps=[1, 2, 3], lr=1e-6),
         lambda: trainkern.adam_step_multi(ps, gs, ms, vs, step_counters=counters, lr=1e-6),
         lambda: trainkern.sgd_step_multi(ps, gs, ms, lr=1e-6, momentum=0.5, steps=1),

@@ -8,24 +8,12 @@ import pytest
 
 import trainkern
 from trainkern import reference as ref
+from producers import DLPackOnly
 
 
 def _adam_arrays(n=10, dtype=np.float32):
     rng = np.random.default_rng(1)
     return [rng.standard_normal(n).astype(dtype) for _ in range(3)] + [np.ones(n, dtype)]
-
-
-class _DLPackOnly:
-    """Exposes an ndarray's memory only through the DLPack protocol."""
-
-    def __init__(self, a):
-        self._a = a
-
-    def __dlpack__(self, **kw):
-        return self._a.__dlpack__(**kw)
-
-    def __dlpack_device__(self):
-        return self._a.__dlpack_device__()
 
 
 def _expected_after_one_step(arrays):
@@ -48,7 +36,7 @@ def test_buffer_protocol_is_updated_in_place():
 def test_dlpack_producer_is_updated_in_place():
     arrays = _adam_arrays()
     expected = _expected_after_one_step(arrays)
-    trainkern.adam_step(*[_DLPackOnly(a) for a in arrays], step=1)
+    trainkern.adam_step(*[DLPackOnly(a) for a in arrays], step=1)
     for a, e in zip(arrays, expected):
         np.testing.assert_array_equal(a, e)
 

@@ -102,7 +102,7 @@ def test_matmul_every_layout(isa, dtype, rng, m, k, n, la, lb):
 )
 def test_linear_odd_sizes(isa, dtype, rng, m, k, n):
     if isa == "scalar" and m * k * n > 10**7:
-        pytest.skip("the scalar target runs the big products elsewhere")
+        n = 129  # the same odd M and K edges at a size that stays quick under emulation
     a, b, bias = operands(rng, m, k, n, dtype)
     check_product(trainkern.linear(a, b, bias), a, b, dtype, bias)
     # A torch-style weight: the (n, k) matrix seen through .T

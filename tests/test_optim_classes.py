@@ -8,6 +8,7 @@ import pytest
 from tolerances import assert_close
 from trainkern import optim
 from trainkern import reference as ref
+from producers import DLPackOnly
 
 SHAPES = [(7,), (3, 5), (16,), (33,), (1,), (4, 4, 2)]
 
@@ -267,19 +268,6 @@ def test_step_checks_gradients(rng):
         opt.step(g)
     for a, b in zip(params, before):
         np.testing.assert_array_equal(a, b)
-
-
-class DLPackOnly:
-    """A producer that exposes nothing but the DLPack protocol over an ndarray."""
-
-    def __init__(self, a):
-        self._a = a
-
-    def __dlpack__(self, **kwargs):
-        return self._a.__dlpack__(**kwargs)
-
-    def __dlpack_device__(self):
-        return self._a.__dlpack_device__()
 
 
 def test_dlpack_producers_are_updated_in_place(rng):

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
-#include <memory>
+#include <vector>
 
 #include "ops/gemm.h"
 #include "parallel.h"
@@ -72,20 +72,39 @@ struct Family<double> {
   static void act_grad(const ActGradArgs<double>& a) { TK_ACTIVE(gemm_table).act_grad_f64(a); }
 };
 
+// C (m x n, row stride c_rs) = A (m x k) B (k x n), each operand given by its strides.
+template <class T>
+GemmProblem<T> product(int64_t m, int64_t n, int64_t k, const T* a, int64_t a_rs, int64_t a_cs,
+                       const T* b, int64_t b_rs, int64_t b_cs, T* c, int64_t c_rs) {
+  GemmProblem<T> p;
+  p.m = m;
+  p.n = n;
+  p.k = k;
+  p.a = a;
+  p.a_rs = a_rs;
+  p.a_cs = a_cs;
+  p.b = b;
+  p.b_rs = b_rs;
+  p.b_cs = b_cs;
+  p.c = c;
+  p.c_rs = c_rs;
+  return p;
+}
+
+// g = grad_y * act'(.) lives here between the two backward products. Kept per thread between
+// calls, like the GEMM's own scratch: a fresh allocation of a large layer's g would map and
+// fault in new pages on every call.
+template <class T>
+T* g_scratch(size_t elems) {
+  thread_local std::vector<T> buf;
+  if (buf.size() < elems) buf.resize(elems);
+  return buf.data();
+}
+
 template <class T>
 void linear_impl(const LinearArgs<T>& a) {
-  GemmProblem<T> p;
-  p.m = a.m;
-  p.n = a.n;
-  p.k = a.k;
-  p.a = a.x;
-  p.a_rs = a.x_rs;
-  p.a_cs = a.x_cs;
-  p.b = a.w;
-  p.b_rs = a.w_rs;
-  p.b_cs = a.w_cs;
-  p.c = a.y;
-  p.c_rs = a.y_rs;
+  GemmProblem<T> p =
+      product(a.m, a.n, a.k, a.x, a.x_rs, a.x_cs, a.w, a.w_rs, a.w_cs, a.y, a.y_rs);
   p.pre = a.preact;
   p.pre_rs = a.preact_rs;
   p.bias = a.bias;
@@ -99,48 +118,23 @@ void linear_backward_impl(const LinearBackwardArgs<T>& a) {
   // g = grad_y * act'(.), once; without an activation grad_y itself is g.
   const T* g = a.grad_y;
   int64_t g_rs = a.gy_rs, g_cs = a.gy_cs;
-  std::unique_ptr<T[]> g_buf;
   if (a.act != LinearAct::none && a.m > 0 && a.n > 0) {
-    g_buf.reset(new T[static_cast<size_t>(a.m * a.n)]);
+    T* buf = g_scratch<T>(static_cast<size_t>(a.m * a.n));
     Family<T>::act_grad({a.m, a.n, a.grad_y, a.gy_rs, a.gy_cs, a.act_src, a.src_rs, a.src_cs,
-                         a.from_preact, a.act, g_buf.get()});
-    g = g_buf.get();
+                         a.from_preact, a.act, buf});
+    g = buf;
     g_rs = a.n;
     g_cs = 1;
   }
   // grad_w = xᵀ·g; g is its B operand, so the packing pass also sums g's columns.
   if (a.grad_b)
     for (int64_t j = 0; j < a.n; ++j) a.grad_b[j] = T(0);
-  GemmProblem<T> w;
-  w.m = a.k;
-  w.n = a.n;
-  w.k = a.m;
-  w.a = a.x;
-  w.a_rs = a.x_cs;
-  w.a_cs = a.x_rs;
-  w.b = g;
-  w.b_rs = g_rs;
-  w.b_cs = g_cs;
-  w.c = a.grad_w;
-  w.c_rs = a.n;
+  GemmProblem<T> w = product(a.k, a.n, a.m, a.x, a.x_cs, a.x_rs, g, g_rs, g_cs, a.grad_w, a.n);
   w.b_colsum = a.grad_b;
   Family<T>::gemm(w);
-  if (a.grad_x) {
-    // grad_x = g·wᵀ: the transposed weight is read through the packing of B.
-    GemmProblem<T> x;
-    x.m = a.m;
-    x.n = a.k;
-    x.k = a.n;
-    x.a = g;
-    x.a_rs = g_rs;
-    x.a_cs = g_cs;
-    x.b = a.w;
-    x.b_rs = a.w_cs;
-    x.b_cs = a.w_rs;
-    x.c = a.grad_x;
-    x.c_rs = a.k;
-    Family<T>::gemm(x);
-  }
+  // grad_x = g·wᵀ: the transposed weight is read through the packing of B.
+  if (a.grad_x)
+    Family<T>::gemm(product(a.m, a.k, a.n, g, g_rs, g_cs, a.w, a.w_cs, a.w_rs, a.grad_x, a.k));
 }
 
 }  // namespace
