@@ -11,6 +11,7 @@ import trainkern
 from tolerances import assert_close
 from trainkern import _core
 from trainkern import reference as ref
+from producers import DLPackOnly
 
 # Below, at and above 4, 8 and 16 lanes; empty; a few cache lines; not a multiple of 64.
 SIZES = [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 1000, 1023]
@@ -276,22 +277,10 @@ def test_sgd_multi_rejects_bad_entries(rng):
 def test_entries_may_be_torch_tensors_and_dlpack_producers(rng):
     torch = pytest.importorskip("torch")
 
-    class Producer:
-        """Exposes only the DLPack protocol over an ndarray."""
-
-        def __init__(self, a):
-            self._a = a
-
-        def __dlpack__(self, **kwargs):
-            return self._a.__dlpack__(**kwargs)
-
-        def __dlpack_device__(self):
-            return self._a.__dlpack_device__()
-
     p, g, m, v = adam_args(rng, n=3)
     want = [copies(p), copies(m), copies(v)]
     tp = [torch.from_numpy(x) for x in p]  # shares memory with p
-    tm = [Producer(x) for x in m]
+    tm = [DLPackOnly(x) for x in m]
     trainkern.adam_step_multi(tp, g, tm, v, steps=1, lr=0.1)
     ref.adam_step_multi(want[0], g, want[1], want[2], steps=1, lr=0.1)
     for a, b in zip(p + m + v, want[0] + want[1] + want[2]):
