@@ -588,10 +588,15 @@ def _check_gemm_backward(case, result, rb):
         if act is None:
             g = _f64(gy)
         elif act in ("relu", "sigmoid", "tanh"):
-            s = _act64(act, _f64(src)) if from_pre else _f64(src)
-            g = {"relu": lambda: np.where(s <= 0, 0.0, _f64(gy)),
-                 "sigmoid": lambda: _f64(gy) * s * (1 - s),
-                 "tanh": lambda: _f64(gy) * (1 - s * s)}[act]()
+            # In the kernel's dtype and order (y rounded to it, y(1 - y) before grad_y; 1 - y^2
+            # rounded once): whether a tiny g underflows to zero decides NaN or +-inf against
+            # an infinite x, so the oracle's g must underflow exactly where the kernel's does.
+            dt = x.dtype
+            s = (_act64(act, _f64(src)) if from_pre else _f64(src)).astype(dt)
+            gyd = np.asarray(gy, dtype=dt)
+            g = _f64({"relu": lambda: np.where(s <= 0, dt.type(0), gyd),
+                      "sigmoid": lambda: gyd * (s * (dt.type(1) - s)),
+                      "tanh": lambda: gyd * (1 - _f64(s) ** 2).astype(dt)}[act]())
         elif act == "silu":
             g = ref.silu_backward(_f64(gy), _f64(src))
         else:

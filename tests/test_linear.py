@@ -265,7 +265,7 @@ def backward_g(gy, act, src, from_pre):
         if act == "relu":
             return np.where(y <= 0, 0.0, gy64)
         if act == "sigmoid":
-            return gy64 * y * (1 - y)
+            return gy64 * (y * (1 - y))  # the kernel's order (reference.sigmoid_backward)
         return gy64 * (1 - y * y)
     if act == "silu":
         return ref.silu_backward(gy64, s)
@@ -328,6 +328,19 @@ def test_linear_backward_edges(isa, dtype, rng, m, k, n):
     y = rng.random((m, n)).astype(dtype)
     res = trainkern.linear_backward(gy, x, w, activation="sigmoid", y=y)
     check_backward(res, gy, x, w, "sigmoid", y, False, dtype)
+
+
+def test_linear_backward_subnormal_g_meets_infinite_x(isa):
+    # grad_y * (y(1 - y)) is the smallest subnormal (-0.56 of it, rounded up), where
+    # (grad_y * y)(1 - y) would round to -0: against x = inf that is -inf, not NaN.
+    x, gy = np.zeros((2, 70)), np.zeros((2, 70))
+    y = np.full((2, 70), 0.5)
+    x[0, 62], gy[0, 65], y[0, 65] = np.inf, 5e-324, -0.4
+    _, grad_w, _ = trainkern.linear_backward(gy, x, np.ones((70, 70)), activation="sigmoid", y=y)
+    with np.errstate(invalid="ignore"):  # inf * 0 elsewhere in row 62
+        _, expected, _ = ref.linear_backward(gy, x, np.ones((70, 70)), activation="sigmoid", y=y)
+    assert grad_w[62, 65] == -np.inf
+    np.testing.assert_array_equal(grad_w, expected)
 
 
 def test_linear_backward_deterministic(dtype, rng, threads):

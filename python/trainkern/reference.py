@@ -297,7 +297,10 @@ def leaky_relu_backward(grad_y, x, negative_slope=0.01, *, out=None):
 
 def sigmoid_backward(grad_y, y, *, out=None):
     v = _f64(y)
-    return _finish(_f64(grad_y) * v * (1.0 - v), grad_y, out)
+    # y(1 - y) first, as the kernels: the three-factor product underflows to zero or not
+    # depending on the order, and a zero where the kernel has a subnormal (or the reverse)
+    # becomes NaN against +-inf once it meets an infinite x in linear_backward.
+    return _finish(_f64(grad_y) * (v * (1.0 - v)), grad_y, out)
 
 
 def tanh_backward(grad_y, y, *, out=None):
