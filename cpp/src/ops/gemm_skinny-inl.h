@@ -39,9 +39,9 @@ void skinny_tiles(const Ctx<T>& x, const ABlock<T>& ab, const T* panel, int64_t 
   const GemmProblem<T>& P = *x.P;
   constexpr int NR = tile_nr<T>();
   const int cols = static_cast<int>(min64(NR, nc - s * NR));
-  for (int64_t i = 0; i < P.m; i += kMR)
-    run_tile(x, i, jc + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, kc,
-             ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, panel + s * NR * kc, NR, ph);
+  each_tile(ab, P.m, [&](int64_t i, int rows, const T* a) {
+    run_tile(x, i, jc + s * NR, rows, cols, kc, a, ab.rs, ab.ks, panel + s * NR * kc, NR, ph);
+  });
 }
 
 // Rows [k0, k1) of a row-major block of B (nc columns) copied as rows of a panel with row
@@ -128,10 +128,10 @@ void skinny_rows(const Ctx<T>& x, const ThreadMem<T>& mem, int64_t n0, int64_t n
       }
       const bool use = pf.per_step > 0 || pf.p_lines > 0 || pf.c_rows_left > 0;
       const int cols = static_cast<int>(min64(NR, cur.nc - s * NR));
-      for (int64_t i = 0; i < P.m; i += kMR)
-        run_tile(x, i, cur.jc + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, cur.kc,
-                 ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, cp + s * NR, ld, ph,
-                 use ? &pf : nullptr);
+      each_tile(ab, P.m, [&](int64_t i, int rows, const T* a) {
+        run_tile(x, i, cur.jc + s * NR, rows, cols, cur.kc, a, ab.rs, ab.ks, cp + s * NR, ld,
+                 ph, use ? &pf : nullptr);
+      });
       pf.finish<T>();
       const int64_t k0 = nk * s / nsl, k1 = nk * (s + 1) / nsl;
       if (k1 > k0 && (!ride || s + 1 == nsl)) copy_b_rows(nsrc, P.b_rs, nxt.nc, k0, k1, np, ld);
@@ -155,10 +155,10 @@ void skinny(const Ctx<T>& x, int tid, int64_t n0, int64_t n1) {
         int64_t b_ks;
         const T* b = b_sliver_in_place(P, n0, s, n1 - n0, pc, kc, mem.edge, &b_ks);
         const int cols = static_cast<int>(min64(NR, n1 - n0 - s * NR));
-        for (int64_t i = 0; i < P.m; i += kMR)
-          run_tile(x, i, n0 + s * NR, static_cast<int>(min64(kMR, P.m - i)), cols, kc,
-                   ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, b, b_ks,
+        each_tile(ab, P.m, [&](int64_t i, int rows, const T* a) {
+          run_tile(x, i, n0 + s * NR, rows, cols, kc, a, ab.rs, ab.ks, b, b_ks,
                    phase_of(pc, kc, P.k));
+        });
       }
       if (pc + kc >= P.k) break;
     }
