@@ -90,7 +90,7 @@ void skinny_rows(const Ctx<T>& x, const ThreadMem<T>& mem, int64_t n0, int64_t n
     // during sliver s are copied during sliver s+1 (the last ones after the last sliver).
     const int64_t row_bytes = nxt.nc * static_cast<int64_t>(sizeof(T));
     const bool ride = near && nxt.valid && nxt.nc % NR == 0 && row_bytes % 64 == 0;
-    const int64_t steps = max64(tiles_m * cur.kc, 1);
+    const int64_t steps = max64(tiles_m * stream_steps<T>(cur.kc), 1);
     for (int64_t s = 0; s < nsl; ++s) {
       // Rows copied after sliver s (during sliver s+1 when riding): [nk*s/nsl, nk*(s+1)/nsl).
       // A fetched line should arrive in time but not wait long (it can be evicted): when the
