@@ -99,7 +99,8 @@ def test_matmul_every_layout(isa, dtype, rng, m, k, n, la, lb):
 @pytest.mark.parametrize(
     "m,k,n",
     [(1, 1000, 257), (17, 1000, 65), (257, 63, 1000), (1000, 65, 7), (64, 1000, 1000),
-     (32, 1000, 300), (8, 65, 1000)],  # rows spread evenly over the tiles (B streamed, B in L2)
+     (32, 1000, 300), (8, 65, 1000),  # rows spread evenly over the tiles (B streamed, B in L2)
+     (1, 37, 140001)],  # a matrix-vector product whose rows are summed in several chunks
 )
 def test_linear_odd_sizes(isa, dtype, rng, m, k, n):
     if isa == "scalar" and m * k * n > 10**7:

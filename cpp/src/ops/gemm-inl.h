@@ -148,7 +148,9 @@ void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
   const int64_t sum_elems = max64(blk.nc, x.nc_skinny);
   const int64_t slice = round_up(a_elems + b_elems + edge_elems + sum_elems, 64 / elem);
   const int64_t shared = split_m ? KC * blk.nc : 0;
-  const int64_t total = gemv_form ? n_pad + P.k : n_pad + shared + nt * slice;
+  // GEMV: the bias, x gathered, the sums (line-aligned)
+  const int64_t line = 64 / elem, gemv_acc = round_up(n_pad, line) + round_up(P.k, line);
+  const int64_t total = gemv_form ? gemv_acc + n_pad : n_pad + shared + nt * slice;
   T* mem = static_cast<T*>(tls_scratch.get(static_cast<size_t>(total) * sizeof(T)));
 
   T* bias = nullptr;
@@ -157,7 +159,7 @@ void gemm(const GemmProblem<T>& P, const GemmBlocking& blk) {
     for (int64_t j = 0; j < P.n; ++j) bias[j] = P.bias[j * P.bias_stride];
     for (int64_t j = P.n; j < n_pad; ++j) bias[j] = T(0);
   }
-  if (gemv_form && gemv(P, bias, mem + n_pad, blk.l2_bytes)) return;
+  if (gemv_form && gemv(P, bias, mem + n_pad, mem + gemv_acc, blk.l2_bytes)) return;
 
   x.P = &P;
   x.bias = bias;
