@@ -77,3 +77,28 @@ def test_run_times_a_tiny_case_and_checks_nothing_is_lost(threads):
     assert row["seconds"]["trainkern"] > 0
     assert row["roof_rate"] == out["roofline"]["bandwidth_gbs"]["copy"][1]
     assert out["environment"]["threads"] == 1
+
+
+def test_several_threads_time_blocks_after_a_pause():
+    # With `settle` each implementation runs a block of calls (min_time / min_reps long)
+    # after a pause and one untimed call, so the other runtimes' spinning workers are
+    # asleep when it is timed; the medians are still per call.
+    import time
+
+    calls = {"fast": 0, "slow": 0}
+
+    def sleeper(name, seconds):
+        def fn():
+            calls[name] += 1
+            time.sleep(seconds)
+        return fn
+
+    t0 = time.perf_counter()
+    med = _bench.time_calls({"fast": sleeper("fast", 0.001), "slow": sleeper("slow", 0.004)},
+                            min_time=0.04, min_reps=2, settle=0.05)
+    elapsed = time.perf_counter() - t0
+    assert 0.001 <= med["fast"] < 0.004 <= med["slow"] < 0.04
+    assert elapsed >= 2 * 2 * 0.05  # a pause before each block of each round
+    # blocks of 20 ms (plus the warm-up and one untimed call per block): the faster one makes
+    # more calls, where one call of each per round would make them equal
+    assert calls["fast"] > 2 * calls["slow"] >= 2 * (2 * 3 + 1)

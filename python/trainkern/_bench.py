@@ -218,22 +218,35 @@ def cases(quick: bool) -> list[Case]:
     return out
 
 
-def time_calls(impls: dict, min_time: float, min_reps: int = 5) -> dict:
-    """Median seconds per call of each implementation, sampled round-robin (one call of
-    each per round) so that a neighbour's load drifting over time hits all of them alike;
-    at least `min_reps` rounds and `min_time` seconds per implementation."""
+def time_calls(impls: dict, min_time: float, min_reps: int = 5, settle: float = 0.0) -> dict:
+    """Median seconds per call of each implementation, sampled round-robin so that a
+    neighbour's load drifting over time hits all of them alike; at least `min_reps` rounds
+    and `min_time` seconds per implementation. A round is one call of each, or, with
+    `settle` (several threads), a block of calls of each taking min_time / min_reps, after a
+    pause of `settle` seconds and one untimed call: the worker threads of the previous
+    implementation (OpenBLAS's, torch's, trainkern's) spin for a while after its last call,
+    and a team that starts meanwhile shares the cores with them (2 threads, 1024^3: either
+    side timed at about one core's speed)."""
     for fn in impls.values():
         fn()
     samples = {name: [] for name in impls}
     spent = dict.fromkeys(impls, 0.0)
+    block = min_time / min_reps if settle else 0.0
     rounds = 0
     while rounds < min_reps or min(spent.values()) < min_time:
         for name, fn in impls.items():
-            t0 = time.perf_counter()
-            fn()
-            dt = time.perf_counter() - t0
-            samples[name].append(dt)
-            spent[name] += dt
+            if settle:
+                time.sleep(settle)
+                fn()
+            until = spent[name] + block
+            while True:
+                t0 = time.perf_counter()
+                fn()
+                dt = time.perf_counter() - t0
+                samples[name].append(dt)
+                spent[name] += dt
+                if spent[name] >= until:
+                    break
         rounds += 1
         if rounds >= 10_000:
             break
@@ -305,7 +318,7 @@ def run(selected: list[Case], threads: int, quick: bool, progress: bool = True) 
         bar = Progress(len(selected), progress)
         for case in selected:
             impls = case.setup()
-            times = time_calls(impls, 0.05 if quick else 0.3)
+            times = time_calls(impls, 0.05 if quick else 0.3, settle=0.3 if threads > 1 else 0.0)
             results.append(_row(case, times, roof, threads))
             bar.step(f"{case.kernel} {case.shape}")
     finally:
