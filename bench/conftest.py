@@ -6,6 +6,8 @@ The summary prints GB/s or GFLOP/s from the median time and the ratio to the roo
 the other implementations of the same group.
 """
 
+import time
+
 import pytest
 
 import trainkern
@@ -19,6 +21,10 @@ def set_threads():
     def apply(n):
         nonlocal torch_before
         trainkern.set_num_threads(n)
+        if n > 1:
+            # The previous benchmark's worker threads (OpenBLAS's, torch's, trainkern's) spin
+            # for a while after its last call; timed meanwhile, a team shares the cores.
+            time.sleep(0.3)
         try:
             import torch
 
