@@ -264,11 +264,10 @@ def backward_g(gy, act, src, from_pre):
     s = f64(src)
     if act in INVERTIBLE:
         y = act64(act, s) if from_pre else s
-        if act == "relu":
-            return np.where(y <= 0, 0.0, gy64)
-        if act == "sigmoid":
-            return gy64 * (y * (1 - y))  # the kernel's order (reference.sigmoid_backward)
-        return gy64 * (1 - y * y)
+        # relu' from y: 0 where y <= 0, as from x
+        backward = {"relu": ref.relu_backward, "sigmoid": ref.sigmoid_backward,
+                    "tanh": ref.tanh_backward}[act]
+        return backward(gy64, y)
     if act == "silu":
         return ref.silu_backward(gy64, s)
     return ref.gelu_backward(gy64, s, approximate="tanh" if act == "gelu_tanh" else "none")

@@ -68,9 +68,9 @@ void work(const Ctx<T>& x, int tid, int team, int64_t m0, int64_t m1, int64_t n0
             b = s + 1 < nsl ? P.b + pc * P.b_rs + jc + s * NR : edge;
             b_ks = s + 1 < nsl ? P.b_rs : edge_ks;
           }
-          for (int64_t i = 0; i < mc; i += kMR)
-            run_tile(x, ic + i, jc + s * NR, static_cast<int>(min64(kMR, mc - i)), cols, kc,
-                     ab.a + (i / kMR) * ab.sliver_stride, ab.rs, ab.ks, b, b_ks, ph);
+          each_tile(ab, mc, [&](int64_t i, int rows, const T* a) {
+            run_tile(x, ic + i, jc + s * NR, rows, cols, kc, a, ab.rs, ab.ks, b, b_ks, ph);
+          });
         }
       }
       if (shared) {

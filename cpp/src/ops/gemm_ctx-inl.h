@@ -113,9 +113,11 @@ template <class T>
 struct ABlock {
   const T* a;
   int64_t rs, ks, sliver_stride;
-  bool in_place;
+  // Read in place A walks k with unit stride; a packed sliver steps kMR per k.
+  static_assert(kMR > 1, "a packed sliver must be told from A read in place");
+  bool in_place() const { return ks == 1; }
   // Row i of the block: any row when read in place, a sliver's first row when packed.
-  const T* row(int64_t i) const { return in_place ? a + i * rs : a + (i / kMR) * sliver_stride; }
+  const T* row(int64_t i) const { return in_place() ? a + i * rs : a + (i / kMR) * sliver_stride; }
   // The end of the tile that starts at row i, of `tiles` over m rows. Tiles have kMR rows
   // and the last one the rest, except that when A is read in place and the rest is a third
   // of a tile or less, the rows are spread evenly: a 2-row tile loads as much of B per step
@@ -123,7 +125,7 @@ struct ABlock {
   // 5x6 + 2: 5.6% faster; at 64 rows 10x6 + 4 beats 11 tiles of 5 or 6 by 1.4%).
   int64_t tile_end(int64_t i, int64_t t, int64_t tiles, int64_t m) const {
     const int64_t rest = m % kMR;
-    if (in_place && rest > 0 && rest * 3 <= kMR) return m * (t + 1) / tiles;
+    if (in_place() && rest > 0 && rest * 3 <= kMR) return m * (t + 1) / tiles;
     return i + kMR < m ? i + kMR : m;
   }
 };
@@ -142,9 +144,9 @@ void each_tile(const ABlock<T>& ab, int64_t m, F&& f) {
 template <class T>
 ABlock<T> a_block(const GemmProblem<T>& P, int64_t i0, int64_t mrows, int64_t pc, int64_t kc,
                   T* buf, bool in_place) {
-  if (in_place && P.a_cs == 1) return {P.a + i0 * P.a_rs + pc, P.a_rs, 1, kMR * P.a_rs, true};
+  if (in_place && P.a_cs == 1) return {P.a + i0 * P.a_rs + pc, P.a_rs, 1, kMR * P.a_rs};
   pack_a_block(P.a + i0 * P.a_rs + pc * P.a_cs, P.a_rs, P.a_cs, mrows, kc, buf);
-  return {buf, 1, kMR, kMR * kc, false};
+  return {buf, 1, kMR, kMR * kc};
 }
 
 }  // namespace gemm_detail
