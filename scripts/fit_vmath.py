@@ -129,6 +129,31 @@ def mills_table(dtype, deg=6):
         emit(f"R table: coefficient {j} of f^{j}", coefs[j], dtype)
 
 
+def gelu_central_table(dtype=np.float32, deg=5):
+    """float, AVX-512 (a 32-entry permute): a Q(a) for a < 63/16 on 32 intervals of width
+    1/8 centred at k/8, a polynomial of degree `deg` in f = a - k/8 each (the first in
+    [0, 1/16], with no constant term, so that a Q(a) keeps its relative accuracy near 0).
+    """
+    coefs, errs = [[0.0] * 32 for _ in range(deg + 1)], []
+    for k in range(32):
+        c = mp.mpf(k) / 8
+        lo, hi = (0 if k == 0 else -mp.mpf(1) / 16), mp.mpf(1) / 16
+        if k == 0:
+            p = cheb_fit(lambda f: q_tail(f) if f != 0 else mp.mpf(0.5), lo, hi, deg - 1)
+            cs = [mp.mpf(0)] + rounded(p, dtype)
+        else:
+            cs = rounded(cheb_fit(lambda f, c=c: gelu_neg(c + f), lo, hi, deg), dtype)
+        errs.append(
+            worst(lambda f, c=c: gelu_neg(c + f), lambda f, cs=cs: horner(cs, f),
+                  mp.mpf(1) / 10**6 if k == 0 else lo, hi, 100)
+        )
+        for j in range(deg + 1):
+            coefs[j][k] = cs[j]
+    print(f"a Q(a), 32 centred intervals, degree {deg}: rel err {max(errs):.3g}")
+    for j in range(deg + 1):
+        emit(f"a Q(a) table: coefficient {j} of f^{j}", coefs[j], dtype)
+
+
 def main():
     ln2h = mp.log(2) / 2
     for dtype, pdeg, rk, rdeg, edeg in [(np.float32, 4, 4, 9, 6), (np.float64, 9, 4, 22, 11)]:
@@ -151,6 +176,7 @@ def main():
             # float: a table of local polynomials (a polynomial in t would turn the rounding
             # of t into ~k ULP of error in a).
             mills_table(dtype)
+            gelu_central_table(dtype)
             # exp(-z/2) on [-ln2, ln2]: GELU's exp(-a^2/2) with the halving folded in
             enh = cheb_fit(lambda z: mp.exp(-z / 2), -2 * ln2h, 2 * ln2h, 6)
             er = rounded(enh, dtype)

@@ -1,6 +1,7 @@
 // Elementwise activation kernels, forward and backward, compiled per target. One pass:
 // each input element is loaded once and each output stored once; large out-of-place outputs
 // use streaming stores (they would not survive in cache until the next kernel anyway).
+#include <algorithm>
 #include <cstdint>
 
 #include "ops/activations.h"
@@ -9,6 +10,10 @@
 namespace tk {
 namespace TK_NS {
 namespace act_detail {
+
+// Elements per central-range check: 16 vectors of floats, so that one stray large input
+// sends few others down the general path.
+constexpr int64_t kCentralBlock = 256;
 
 // Elements from y to the next vector boundary, at most n: streaming stores need aligned
 // addresses, so a partial vector goes first.
@@ -28,6 +33,17 @@ void put(T* p, typename Simd<T>::V v) {
     Simd<T>::storeu(p, v);
 }
 
+// y[i] = f(in[i]...) for i in [b, e), two vectors per step (e - b a multiple of 2N).
+template <class T, bool Stream, class F, class... In>
+void steps(T* y, int64_t b, int64_t e, F f, const In*... in) {
+  constexpr int64_t N = Simd<T>::N;
+  for (int64_t i = b; i < e; i += 2 * N) {
+    const auto a = f(Simd<T>::loadu(in + i)...), c = f(Simd<T>::loadu(in + i + N)...);
+    put<T, Stream>(y + i, a);
+    put<T, Stream>(y + i + N, c);
+  }
+}
+
 // y[i] = f(in[i]...) over [b, e), for one input (forward) or two (backward).
 template <class T, bool Stream, class F, class... In>
 void map(T* y, int64_t b, int64_t e, F f, const In*... in) {
@@ -42,10 +58,21 @@ void map(T* y, int64_t b, int64_t e, F f, const In*... in) {
       i += head;
     }
   }
-  for (; i + 2 * N <= e; i += 2 * N) {
-    const auto a = f(S::loadu(in + i)...), c = f(S::loadu(in + i + N)...);
-    put<T, Stream>(y + i, a);
-    put<T, Stream>(y + i + N, c);
+  const int64_t body = i + (e - i) / (2 * N) * (2 * N);
+  if constexpr (has_central<F>) {
+    // Blocks whose inputs all lie in the functor's central range take its cheaper form; a
+    // loop per form keeps each one's constants in registers.
+    while (i < body) {
+      const int64_t end = i + std::min<int64_t>(kCentralBlock, body - i);
+      if (f.central_ok(in + i..., end - i))
+        steps<T, Stream>(y, i, end, [f](auto... v) { return f.central(v...); }, in...);
+      else
+        steps<T, Stream>(y, i, end, f, in...);
+      i = end;
+    }
+  } else {
+    steps<T, Stream>(y, i, body, f, in...);
+    i = body;
   }
   for (; i + N <= e; i += N) put<T, Stream>(y + i, f(S::loadu(in + i)...));
   if (i < e) {
@@ -80,7 +107,7 @@ void forward(Activation act, const T* x, T* y, int64_t n, T slope) {
     }
     case Activation::sigmoid: return run(y, n, [](V v) { return vsigmoid<T>(v); }, x);
     case Activation::tanh: return run(y, n, [](V v) { return vtanh<T>(v); }, x);
-    case Activation::gelu_erf: return run(y, n, [](V v) { return vgelu_erf<T>(v); }, x);
+    case Activation::gelu_erf: return run(y, n, GeluErf<T>{}, x);
     case Activation::gelu_tanh: return run(y, n, [](V v) { return vgelu_tanh<T>(v); }, x);
     case Activation::silu: return run(y, n, [](V v) { return vsilu<T>(v); }, x);
   }

@@ -63,6 +63,13 @@ struct Simd<float> {
     return {_mm512_permutexvar_ps(_mm512_srli_epi32(_mm512_castps_si512(key.v), Shift),
                                   _mm512_loadu_ps(table))};
   }
+  // table[(bits of key >> Shift) % 32] in each lane: one two-source permute
+  template <int Shift>
+  static V lookup32(const float* table, V key) {
+    const __m512i k = _mm512_castps_si512(key.v);
+    return {_mm512_permutex2var_ps(_mm512_loadu_ps(table), Shift ? _mm512_srli_epi32(k, Shift) : k,
+                                   _mm512_loadu_ps(table + 16))};
+  }
   static V copysign(V mag, V sgn) {
     const __m512i m = _mm512_set1_epi32(INT32_MIN);
     // bitwise select: sign bit from sgn, the rest from mag
