@@ -270,3 +270,20 @@ def test_float64_relative(isa, name):
     assert err[i] <= F64_RTOL, (
         f"{name}: rel err {err[i]:.3g} at x={x[i]!r}: {got[i]!r} vs {ref[i]!r}"
     )
+
+
+def test_gelu_erf_blocks_by_range(isa):
+    # trainkern.gelu takes blocks of 256 inputs all within |x| < 63/16 by a table of local
+    # polynomials and others by the general form: both, and the edge, to 4 ULP.
+    import trainkern
+
+    rng = np.random.default_rng(11)
+    edge = np.float32(63 / 16)
+    near = np.nextafter(edge, np.float32(0))
+    x = rng.standard_normal(256 * 64).astype(np.float32)
+    x[::1024] = np.float32(9.5)  # one large input spoils every fourth block
+    x[300:600] = np.linspace(-near, near, 300, dtype=np.float32)  # the table's edges
+    x[5000] = edge  # just outside: that block takes the general form
+    x[6000:6256] = np.linspace(-edge, edge, 256, dtype=np.float32)
+    expected, _ = ref64("gelu_erf", x)
+    assert_ulps(trainkern.gelu(x), expected, "gelu_erf", x)
