@@ -129,29 +129,76 @@ def mills_table(dtype, deg=6):
         emit(f"R table: coefficient {j} of f^{j}", coefs[j], dtype)
 
 
-def gelu_central_table(dtype=np.float32, deg=5):
-    """float, AVX-512 (a 32-entry permute): a Q(a) for a < 63/16 on 32 intervals of width
-    1/8 centred at k/8, a polynomial of degree `deg` in f = a - k/8 each (the first in
-    [0, 1/16], with no constant term, so that a Q(a) keeps its relative accuracy near 0).
+GT_K = 2 * mp.sqrt(2 / mp.pi)  # GELU tanh form: x sigmoid(u), u = K (x + A x^3)
+GT_A = mp.mpf("0.044715")
+
+
+def gelu_tanh_neg(a):
+    """-GELU_tanh(-a) = a sigmoid(-u(a))."""
+    return a / (1 + mp.exp(GT_K * (a + GT_A * a**3)))
+
+
+def gelu_tanh_grad_terms(a):
+    """The two terms of GELU_tanh'(x) = s + x s (1 - s) u'(x) at x = -a, s = sigmoid(u(x))."""
+    x = -a
+    s = 1 / (1 + mp.exp(-GT_K * (x + GT_A * x**3)))
+    return s, x * s * (1 - s) * GT_K * (1 + 3 * GT_A * x * x)
+
+
+def gelu_tanh_grad_neg(a):
+    return sum(gelu_tanh_grad_terms(a))
+
+
+# The central tables (float, AVX-512: a 32-entry permute): each GELU form g has
+# g(x) - g(-x) = x and g'(x) + g'(-x) = 1, so a table of g(-a) (or g'(-a)) over a = |x| < 63/16
+# gives both signs.
+# (table, what, fn(a), fn(0) = 0, the scale of an error: |fn|, or for a derivative the sum
+# of its terms' magnitudes, as tests/test_vmath.py measures it where the sum cancels)
+CENTRAL = [
+    ("gelu_central", "a Q(a) = -GELU(-a)", gelu_neg, True, None),
+    ("gelu_central_grad", "GELU'(-a) = Q(a) - a phi(a)", lambda a: -gelu_grad_neg(a), False,
+     lambda a: q_tail(a) + a * mp.npdf(a)),
+    ("gelu_tanh_central", "a sigmoid(-u(a)) = -GELU_tanh(-a)", gelu_tanh_neg, True, None),
+    ("gelu_tanh_central_grad", "GELU_tanh'(-a)", gelu_tanh_grad_neg, False,
+     lambda a: sum(abs(t) for t in gelu_tanh_grad_terms(a))),
+]
+
+
+def central_table(name, what, fn, zero_at_0, scale, dtype=np.float32, deg=5):
+    """fn(a) for a < 63/16 on 32 intervals of width 1/8 centred at k/8, a polynomial of degree
+    `deg` in f = a - k/8 each; where fn(0) = 0 the first, on [0, 1/16], has no constant term,
+    so that fn keeps its relative accuracy near 0.
     """
+    scale = scale or (lambda a: abs(fn(a)))
     coefs, errs = [[0.0] * 32 for _ in range(deg + 1)], []
     for k in range(32):
         c = mp.mpf(k) / 8
         lo, hi = (0 if k == 0 else -mp.mpf(1) / 16), mp.mpf(1) / 16
-        if k == 0:
-            p = cheb_fit(lambda f: q_tail(f) if f != 0 else mp.mpf(0.5), lo, hi, deg - 1)
+        if k == 0 and zero_at_0:
+            p = cheb_fit(lambda f: fn(f) / f if f != 0 else fn(mp.mpf(10) ** -30) * 10**30,
+                         lo, hi, deg - 1)
             cs = [mp.mpf(0)] + rounded(p, dtype)
         else:
-            cs = rounded(cheb_fit(lambda f, c=c: gelu_neg(c + f), lo, hi, deg), dtype)
+            cs = rounded(cheb_fit(lambda f, c=c: fn(c + f), lo, hi, deg), dtype)
         errs.append(
-            worst(lambda f, c=c: gelu_neg(c + f), lambda f, cs=cs: horner(cs, f),
-                  mp.mpf(1) / 10**6 if k == 0 else lo, hi, 100)
+            worst_scaled(lambda f, c=c: fn(c + f), lambda f, cs=cs: horner(cs, f),
+                         lambda f, c=c: scale(c + f), mp.mpf(1) / 10**6 if k == 0 else lo, hi, 100)
         )
         for j in range(deg + 1):
             coefs[j][k] = cs[j]
-    print(f"a Q(a), 32 centred intervals, degree {deg}: rel err {max(errs):.3g}")
+    print(f"{name}: {what}, 32 centred intervals, degree {deg}: rel err {max(errs):.3g}")
     for j in range(deg + 1):
-        emit(f"a Q(a) table: coefficient {j} of f^{j}", coefs[j], dtype)
+        emit(f"{name}: coefficient {j} of f^{j}", coefs[j], dtype)
+
+
+def worst_scaled(f, approx, scale, lo, hi, m):
+    e = mp.mpf(0)
+    for k in range(m + 1):
+        x = mp.mpf(lo) + (mp.mpf(hi) - mp.mpf(lo)) * k / m
+        fx = f(x)
+        if fx != 0:
+            e = max(e, abs(approx(x) - fx) / scale(x))
+    return float(e)
 
 
 def main():
@@ -176,7 +223,8 @@ def main():
             # float: a table of local polynomials (a polynomial in t would turn the rounding
             # of t into ~k ULP of error in a).
             mills_table(dtype)
-            gelu_central_table(dtype)
+            for args in CENTRAL:
+                central_table(*args)
             # exp(-z/2) on [-ln2, ln2]: GELU's exp(-a^2/2) with the halving folded in
             enh = cheb_fit(lambda z: mp.exp(-z / 2), -2 * ln2h, 2 * ln2h, 6)
             er = rounded(enh, dtype)

@@ -272,9 +272,11 @@ def test_float64_relative(isa, name):
     )
 
 
-def test_gelu_erf_blocks_by_range(isa):
-    # trainkern.gelu takes blocks of 256 inputs all within |x| < 63/16 by a table of local
-    # polynomials and others by the general form: both, and the edge, to 4 ULP.
+@pytest.mark.parametrize("name", ["gelu_erf", "gelu_tanh", "gelu_erf_grad", "gelu_tanh_grad"])
+def test_gelu_blocks_by_range(isa, name):
+    # The elementwise loops take blocks of 256 inputs all within |x| < 63/16 by tables of
+    # local polynomials and other blocks by the general form: both, and the edge, to the
+    # functions' ULP bounds, through trainkern.gelu / gelu_backward.
     import trainkern
 
     rng = np.random.default_rng(11)
@@ -282,8 +284,13 @@ def test_gelu_erf_blocks_by_range(isa):
     near = np.nextafter(edge, np.float32(0))
     x = rng.standard_normal(256 * 64).astype(np.float32)
     x[::1024] = np.float32(9.5)  # one large input spoils every fourth block
-    x[300:600] = np.linspace(-near, near, 300, dtype=np.float32)  # the table's edges
+    x[300:600] = np.linspace(-near, near, 300, dtype=np.float32)  # the tables' edges
     x[5000] = edge  # just outside: that block takes the general form
     x[6000:6256] = np.linspace(-edge, edge, 256, dtype=np.float32)
-    expected, _ = ref64("gelu_erf", x)
-    assert_ulps(trainkern.gelu(x), expected, "gelu_erf", x)
+    approximate = "tanh" if "tanh" in name else "none"
+    if name.endswith("_grad"):
+        got = trainkern.gelu_backward(np.ones_like(x), x, approximate)
+    else:
+        got = trainkern.gelu(x, approximate)
+    expected, scale = ref64(name, x)
+    assert_ulps(got, expected, name, x, scale)

@@ -107,8 +107,8 @@ void forward(Activation act, const T* x, T* y, int64_t n, T slope) {
     }
     case Activation::sigmoid: return run(y, n, [](V v) { return vsigmoid<T>(v); }, x);
     case Activation::tanh: return run(y, n, [](V v) { return vtanh<T>(v); }, x);
-    case Activation::gelu_erf: return run(y, n, GeluErf<T>{}, x);
-    case Activation::gelu_tanh: return run(y, n, [](V v) { return vgelu_tanh<T>(v); }, x);
+    case Activation::gelu_erf: return run(y, n, GeluFwd<T, false>{}, x);
+    case Activation::gelu_tanh: return run(y, n, GeluFwd<T, true>{}, x);
     case Activation::silu: return run(y, n, [](V v) { return vsilu<T>(v); }, x);
   }
 }
@@ -132,10 +132,8 @@ void backward(Activation act, const T* gy, const T* v, T* gx, int64_t n, T slope
       return run(gx, n, [](V g, V y) { return S::mul(g, vsigmoid_grad_y<T>(y)); }, gy, v);
     case Activation::tanh:
       return run(gx, n, [](V g, V y) { return S::mul(g, vtanh_grad_y<T>(y)); }, gy, v);
-    case Activation::gelu_erf:
-      return run(gx, n, [](V g, V x) { return vgelu_erf_backward<T>(g, x); }, gy, v);
-    case Activation::gelu_tanh:
-      return run(gx, n, [](V g, V x) { return vgelu_tanh_backward<T>(g, x); }, gy, v);
+    case Activation::gelu_erf: return run(gx, n, GeluBwd<T, false>{}, gy, v);
+    case Activation::gelu_tanh: return run(gx, n, GeluBwd<T, true>{}, gy, v);
     case Activation::silu:
       return run(gx, n, [](V g, V x) { return vsilu_backward<T>(g, x); }, gy, v);
   }

@@ -5,6 +5,18 @@ namespace tk {
 namespace TK_NS {
 namespace vmath_eval_detail {
 
+// A backward functor at grad_y = 1: the derivative itself, with the same two forms.
+template <class F>
+struct UnitGrad {
+  using S = typename F::S;
+  using V = typename F::V;
+  static constexpr bool has_central = F::has_central;
+  V operator()(V x) const { return F{}(S::set1(1), x); }
+  template <class T>
+  static bool central_ok(const T* x, int64_t n) { return F::central_ok(x, x, n); }
+  static V central(V x) { return F::central(S::set1(1), x); }
+};
+
 template <class T, class F>
 void map(const T* x, T* y, int64_t n, F f) {
   using S = Simd<T>;
@@ -35,11 +47,11 @@ void eval(VmathFn fn, const T* x, T* y, int64_t n) {
     case VmathFn::erfc: return map(x, y, n, [](V v) { return verfc<T>(v); });
     case VmathFn::sigmoid: return map(x, y, n, [](V v) { return vsigmoid<T>(v); });
     case VmathFn::tanh: return map(x, y, n, [](V v) { return vtanh<T>(v); });
-    case VmathFn::gelu_erf: return map(x, y, n, GeluErf<T>{});
-    case VmathFn::gelu_tanh: return map(x, y, n, [](V v) { return vgelu_tanh<T>(v); });
+    case VmathFn::gelu_erf: return map(x, y, n, GeluFwd<T, false>{});
+    case VmathFn::gelu_tanh: return map(x, y, n, GeluFwd<T, true>{});
     case VmathFn::silu: return map(x, y, n, [](V v) { return vsilu<T>(v); });
-    case VmathFn::gelu_erf_grad: return map(x, y, n, [](V v) { return vgelu_erf_grad<T>(v); });
-    case VmathFn::gelu_tanh_grad: return map(x, y, n, [](V v) { return vgelu_tanh_grad<T>(v); });
+    case VmathFn::gelu_erf_grad: return map(x, y, n, UnitGrad<GeluBwd<T, false>>{});
+    case VmathFn::gelu_tanh_grad: return map(x, y, n, UnitGrad<GeluBwd<T, true>>{});
     case VmathFn::silu_grad: return map(x, y, n, [](V v) { return vsilu_grad<T>(v); });
     case VmathFn::log: return map(x, y, n, [](V v) { return vlog<T>(v); });
     case VmathFn::log1p: return map(x, y, n, [](V v) { return vlog1p<T>(v); });

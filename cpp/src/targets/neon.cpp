@@ -4,6 +4,7 @@
 #include "simd/neon.h"
 
 #include "ops/vmath-inl.h"
+#include "ops/gelu_central-inl.h"
 
 #include "ops/activations-inl.h"
 #include "ops/losses-inl.h"
