@@ -569,12 +569,10 @@ TK_VMATH_INLINE typename Simd<T>::V vgelu_erf_backward(typename Simd<T>::V gy,
   const auto a = S::min(S::set1(C::gelu_grad_amax), S::abs(x));
   const auto e = vmath_detail::exp_neg_half_sq<T>(a);
   const auto dp = S::mul(e.p, S::fnmadd(a, S::set1(C::inv_sqrt_2pi), vmath_detail::mills<T>(a)));
-  // one scaling: x < 0: gy E (R - a c), rounded once; x >= 0: E (R - a c), which only has
-  // to vanish beside 1 (scaled no lower than 2^-100, clear of subnormals)
+  // one scaling: x < 0: gy E (R - a c), rounded once; x >= 0: gy - gy E (R - a c), rounded once
   const auto neg = S::lt(x, S::zero());
-  const auto w = S::ldexp(S::select(neg, S::mul(gy, dp), dp),
-                          S::select(neg, e.n, S::max(S::set1(T(-100)), e.n)));
-  return S::select(neg, w, S::mul(gy, S::sub(S::set1(T(1)), w)));
+  const auto w = S::ldexp(S::mul(S::select(neg, gy, S::set1(T(1))), dp), e.n);
+  return S::select(neg, w, S::fnmadd(gy, w, gy));
 }
 
 template <class T>
