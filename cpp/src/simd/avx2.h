@@ -84,6 +84,13 @@ struct Simd<float> {
     const __m256 hi = _mm256_permutevar8x32_ps(_mm256_loadu_ps(table + 8), i);
     return {_mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(i, 28)))};
   }
+  // mag with the sign of sgn, for mag >= 0
+  static V or_sign(V mag, V sgn) { return {_mm256_or_ps(mag.v, _mm256_and_ps(sgn.v, _mm256_set1_ps(-0.0f)))}; }
+  // 2^n from s = pow2_shifter + n (n an integer in the normal exponent range): the bits of s
+  // shifted into the exponent field
+  static V exp2_shifted(V s) {
+    return {_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(s.v), 23))};
+  }
   static V copysign(V mag, V sgn) {
     const __m256 m = _mm256_set1_ps(-0.0f);
     return {_mm256_or_ps(_mm256_andnot_ps(m, mag.v), _mm256_and_ps(m, sgn.v))};
@@ -194,6 +201,13 @@ struct Simd<double> {
     const __m256i m =
         _mm256_and_si256(_mm256_castpd_si256(a.v), _mm256_set1_epi64x(0x000fffffffffffffLL));
     return {_mm256_castsi256_pd(_mm256_or_si256(m, _mm256_set1_epi64x(0x3ff0000000000000LL)))};
+  }
+  // mag with the sign of sgn, for mag >= 0
+  static V or_sign(V mag, V sgn) { return {_mm256_or_pd(mag.v, _mm256_and_pd(sgn.v, _mm256_set1_pd(-0.0)))}; }
+  // 2^n from s = pow2_shifter + n (n an integer in the normal exponent range): the bits of s
+  // shifted into the exponent field
+  static V exp2_shifted(V s) {
+    return {_mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(s.v), 52))};
   }
   static V copysign(V mag, V sgn) {
     const __m256d m = _mm256_set1_pd(-0.0);

@@ -70,6 +70,16 @@ struct Simd<float> {
     return {_mm512_permutex2var_ps(_mm512_loadu_ps(table), Shift ? _mm512_srli_epi32(k, Shift) : k,
                                    _mm512_loadu_ps(table + 16))};
   }
+  // mag with the sign of sgn, for mag >= 0: two logic operations (vpternlogd takes an FMA slot
+  // on Zen 4)
+  static V or_sign(V mag, V sgn) {
+    return {_mm512_or_ps(mag.v, _mm512_and_ps(sgn.v, _mm512_set1_ps(-0.0f)))};
+  }
+  // 2^n from s = pow2_shifter + n (n an integer in the normal exponent range): the bits of s
+  // shifted into the exponent field
+  static V exp2_shifted(V s) {
+    return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(s.v), 23))};
+  }
   static V copysign(V mag, V sgn) {
     const __m512i m = _mm512_set1_epi32(INT32_MIN);
     // bitwise select: sign bit from sgn, the rest from mag
@@ -175,6 +185,16 @@ struct Simd<double> {
   }
   static V getexp(V a) { return {_mm512_getexp_pd(a.v)}; }
   static V getmant(V a) { return {_mm512_getmant_pd(a.v, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero)}; }
+  // mag with the sign of sgn, for mag >= 0: two logic operations (vpternlogd takes an FMA slot
+  // on Zen 4)
+  static V or_sign(V mag, V sgn) {
+    return {_mm512_or_pd(mag.v, _mm512_and_pd(sgn.v, _mm512_set1_pd(-0.0)))};
+  }
+  // 2^n from s = pow2_shifter + n (n an integer in the normal exponent range): the bits of s
+  // shifted into the exponent field
+  static V exp2_shifted(V s) {
+    return {_mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(s.v), 52))};
+  }
   static V copysign(V mag, V sgn) {
     const __m512i m = _mm512_set1_epi64(INT64_MIN);
     // bitwise select: sign bit from sgn, the rest from mag

@@ -76,6 +76,12 @@ struct Simd<float> {
     return {vld1q_f32(r)};
   }
   static V copysign(V mag, V sgn) { return {vbslq_f32(vdupq_n_u32(0x80000000u), sgn.v, mag.v)}; }
+  static V or_sign(V mag, V sgn) { return copysign(mag, sgn); }
+  // 2^n from s = pow2_shifter + n (n an integer in the normal exponent range): the bits of s
+  // shifted into the exponent field
+  static V exp2_shifted(V s) {
+    return {vreinterpretq_f32_u32(vshlq_n_u32(vreinterpretq_u32_f32(s.v), 23))};
+  }
   // Match x86: the second operand wins when the compare is false (NaN included).
   static V min(V a, V b) { return {vbslq_f32(vcltq_f32(a.v, b.v), a.v, b.v)}; }
   static V max(V a, V b) { return {vbslq_f32(vcgtq_f32(a.v, b.v), a.v, b.v)}; }
@@ -160,6 +166,12 @@ struct Simd<double> {
   }
   static V copysign(V mag, V sgn) {
     return {vbslq_f64(vdupq_n_u64(0x8000000000000000ull), sgn.v, mag.v)};
+  }
+  static V or_sign(V mag, V sgn) { return copysign(mag, sgn); }
+  // 2^n from s = pow2_shifter + n (n an integer in the normal exponent range): the bits of s
+  // shifted into the exponent field
+  static V exp2_shifted(V s) {
+    return {vreinterpretq_f64_u64(vshlq_n_u64(vreinterpretq_u64_f64(s.v), 52))};
   }
   static V min(V a, V b) { return {vbslq_f64(vcltq_f64(a.v, b.v), a.v, b.v)}; }
   static V max(V a, V b) { return {vbslq_f64(vcgtq_f64(a.v, b.v), a.v, b.v)}; }

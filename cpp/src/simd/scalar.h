@@ -65,6 +65,18 @@ struct Simd {
     return {table[(bits >> Shift) % 16]};
   }
   static V copysign(V mag, V sgn) { return {std::copysign(mag.v, sgn.v)}; }
+  static V or_sign(V mag, V sgn) { return copysign(mag, sgn); }
+  // 2^n from s = pow2_shifter + n (n an integer in the normal exponent range): the bits of s
+  // shifted into the exponent field
+  static V exp2_shifted(V s) {
+    using U = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;
+    U bits;
+    std::memcpy(&bits, &s.v, sizeof bits);
+    bits <<= sizeof(T) == 4 ? 23 : 52;
+    V r;
+    std::memcpy(&r.v, &bits, sizeof bits);
+    return r;
+  }
   // x86 semantics: the second operand is returned when either is NaN.
   static V min(V a, V b) { return {a.v < b.v ? a.v : b.v}; }
   static V max(V a, V b) { return {a.v > b.v ? a.v : b.v}; }
