@@ -309,7 +309,7 @@ TK_VMATH_INLINE typename Simd<T>::V erfc_pos(typename Simd<T>::V x) {
 // scaled last, so that a subnormal one is rounded once from normal operands.
 template <class T>
 struct SigParts {
-  typename Simd<T>::V m, p, d;
+  typename Simd<T>::V m, sm, p, d;  // sm = pow2_shifter + m
 };
 
 template <class T, bool HasLo, bool Clamp = true>
@@ -318,8 +318,9 @@ TK_VMATH_INLINE SigParts<T> sig_parts(typename Simd<T>::V uh, typename Simd<T>::
   using C = VmathCoef<T>;
   const auto one = S::set1(T(1));
   const auto u = Clamp ? S::min(S::set1(C::sig_up), S::max(S::set1(-C::sig_bound), uh)) : uh;
-  const auto shifter = S::set1(C::shifter);
-  const auto m = S::sub(S::fmadd(u, S::set1(C::log2e), shifter), shifter);  // round(u / ln2)
+  const auto shifter = S::set1(C::pow2_shifter);
+  const auto sm = S::fmadd(u, S::set1(C::log2e), shifter);
+  const auto m = S::sub(sm, shifter);  // round(u / ln2)
   // r = m ln2 - u, exactly in its first step
   auto r = S::fmsub(m, S::set1(C::ln2_hi), u);
   r = S::fmadd(m, S::set1(C::ln2_lo), r);
@@ -327,8 +328,9 @@ TK_VMATH_INLINE SigParts<T> sig_parts(typename Simd<T>::V uh, typename Simd<T>::
   auto p = poly<T>(r, C::exp_p);
   p = S::fmadd(p, r, one);
   p = S::fmadd(p, r, one);
-  const auto d = S::add(S::ldexp(one, S::max(S::set1(C::min_exp), m)), p);
-  return {m, p, d};
+  // 2^max(m, min_exp) from the bits of the rounding sum (vscalefps takes two FMA slots on Zen 4)
+  const auto d = S::add(S::exp2_shifted(S::max(S::set1(C::pow2_shifter + C::min_exp), sm)), p);
+  return {m, sm, p, d};
 }
 
 // xn * sigmoid(u), xn = x clamped below at -sig_bound.
@@ -351,9 +353,10 @@ TK_VMATH_INLINE typename Simd<T>::V x_sigmoid_grad(typename Simd<T>::V gy, typen
   using S = Simd<T>;
   const auto one = S::set1(T(1));
   const auto r = S::div(one, e.d);
-  const auto k = S::max(S::zero(), e.m);
+  const auto sk = S::max(S::set1(VmathCoef<T>::pow2_shifter), e.sm);  // k = max(m, 0)
   const auto f = S::fmadd(S::mul(x, du), S::mul(e.p, r), one);
-  return S::ldexp(S::mul(S::mul(gy, S::ldexp(r, k)), f), S::sub(e.m, k));
+  const auto rk = S::mul(r, S::exp2_shifted(sk));
+  return S::ldexp(S::mul(S::mul(gy, rk), f), S::sub(e.sm, sk));
 }
 
 // The sigmoid parts of u = K (x + A x^3) for x in [-gt_lo, gt_hi] (u within the clamp of
