@@ -146,12 +146,33 @@ def test_streaming_path_and_misaligned_output(rng):
 @pytest.mark.parametrize("name", ["gelu", "silu", "tanh"])
 def test_thread_count_does_not_change_results(rng, threads, name):
     fwd, bwd, *_ = ACTS[name]
-    x = rng.standard_normal(300_001).astype(np.float32)
+    # the 2-thread split (at a multiple of 64) falls inside a GELU table block of 512
+    x = rng.standard_normal(300_193).astype(np.float32)
     trainkern.set_num_threads(1)
     a, ga = fwd(x), bwd(x, x)
     trainkern.set_num_threads(2)
     np.testing.assert_array_equal(fwd(x), a)
     np.testing.assert_array_equal(bwd(x, x), ga)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_form_depends_on_the_inputs_alone(rng, threads, approximate):
+    # The GELUs take table blocks (AVX-512) by the inputs of fixed blocks of the array: the
+    # same values whatever the thread count, the output's alignment (streaming peel) or a
+    # slice that starts on a block.
+    n = (17 << 20) // 4 + 5
+    x = rng.standard_normal(n).astype(np.float32)
+    x[rng.integers(0, n, 500)] = 6.0  # some blocks take the general form
+    g = rng.standard_normal(n).astype(np.float32)
+    trainkern.set_num_threads(1)
+    y, gx = trainkern.gelu(x, approximate), trainkern.gelu_backward(g, x, approximate)
+    trainkern.set_num_threads(2)
+    np.testing.assert_array_equal(trainkern.gelu(x, approximate), y)
+    np.testing.assert_array_equal(trainkern.gelu_backward(g, x, approximate), gx)
+    buf = np.empty(n + 1, np.float32)
+    np.testing.assert_array_equal(trainkern.gelu(x, approximate, out=buf[1:]), y)
+    np.testing.assert_array_equal(trainkern.gelu_backward(g, x, approximate, out=buf[:-1]), gx)
+    np.testing.assert_array_equal(trainkern.gelu(x[512 * 301 :], approximate), y[512 * 301 :])
 
 
 def test_bad_input_raises_and_writes_nothing(rng):

@@ -7,6 +7,7 @@
 // it for blocks whose inputs all lie in range (most blocks of unit-scale inputs) and the
 // general form elsewhere. Coefficients: scripts/fit_vmath.py (CENTRAL), errors 2-6e-8.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -62,15 +63,22 @@ inline constexpr bool has_lookup32 = false;
 template <class S>
 inline constexpr bool has_lookup32<S, std::void_t<decltype(&S::template lookup32<0>)>> = true;
 
-// every |x[i]| below GeluCentral::max_abs, i < n (a multiple of 2 S::N); NaN may pass (the
-// tables then give NaN as the general form does). Two vectors at a time: a block with a large
-// input is given up on early.
+// every |x[i]| below GeluCentral::max_abs, i < n; NaN may pass (the tables then give NaN as
+// the general form does). Four vectors at a time: a block with a large input is given up on
+// early.
 template <class S, class T>
 bool central_ok(const T* x, int64_t n) {
+  constexpr int64_t N = S::N;
   const auto bound = S::set1(T(GeluCentral::max_abs));
-  for (int64_t i = 0; i < n; i += 2 * int64_t(S::N)) {
-    const auto m = S::max(S::abs(S::loadu(x + i)), S::abs(S::loadu(x + i + S::N)));
-    if (S::any(S::mask_not(S::lt(m, bound)))) return false;
+  const auto out = [&](typename S::V m) { return S::any(S::mask_not(S::lt(m, bound))); };
+  int64_t i = 0;
+  for (; i + 4 * N <= n; i += 4 * N) {
+    const auto m01 = S::max_abs(S::loadu(x + i), S::loadu(x + i + N));
+    const auto m23 = S::max_abs(S::loadu(x + i + 2 * N), S::loadu(x + i + 3 * N));
+    if (out(S::max(m01, m23))) return false;
+  }
+  for (; i < n; i += N) {  // zeros fill a partial vector
+    if (out(S::abs(S::load_partial(x + i, static_cast<size_t>(std::min(N, n - i)))))) return false;
   }
   return true;
 }

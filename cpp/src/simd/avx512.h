@@ -63,6 +63,8 @@ struct Simd<float> {
     return {_mm512_permutexvar_ps(_mm512_srli_epi32(_mm512_castps_si512(key.v), Shift),
                                   _mm512_loadu_ps(table))};
   }
+  // max(|a|, |b|) in one instruction (NaN: either operand)
+  static V max_abs(V a, V b) { return {_mm512_range_ps(a.v, b.v, 0x0B)}; }
   // table[(bits of key >> Shift) % 32] in each lane: one two-source permute
   template <int Shift>
   static V lookup32(const float* table, V key) {
