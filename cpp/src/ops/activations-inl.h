@@ -75,27 +75,83 @@ void map_range(T* y, int64_t b, int64_t e, F f, const In*... in) {
   }
 }
 
-// The same over [b, e) of an array of n. With a functor that has a central form, element i
-// takes it when every input of its block [kCentralBlock floor(i / kCentralBlock), + kCentralBlock)
-// (within [0, n)) lies in the central range: which form computes an element depends on the
-// inputs alone, not on the thread count or the output's alignment.
+// Over [b, e) of an array of n, for a functor with a central form: element i takes it when
+// every input of its block [kCentralBlock floor(i / kCentralBlock), + kCentralBlock) (within
+// [0, n)) lies in the central range, so which form computes an element depends on the inputs
+// alone, not on the thread count or the output's alignment. Stores stay whole and aligned as
+// in map_range: a vector that straddles two blocks of different forms is computed both ways
+// and blended (a partial store between streamed ones would cost the stream 60%).
+template <class T, bool Stream, class F, class... In>
+void map_blocks(T* y, int64_t b, int64_t e, int64_t n, F f, const In*... in) {
+  using S = Simd<T>;
+  using V = typename S::V;
+  constexpr int64_t N = S::N, K = kCentralBlock;
+  const auto central = [f](auto... v) { return f.central(v...); };
+  int64_t memo_blk = -1;
+  bool memo = false;
+  const auto takes_central = [&](int64_t blk) {  // checked just before the block is computed
+    if (blk != memo_blk) {
+      const int64_t b0 = blk * K;
+      memo = f.central_ok(in + b0..., std::min(b0 + K, n) - b0);
+      memo_blk = blk;
+    }
+    return memo;
+  };
+  // k <= N elements from i, each by its block's form
+  const auto vec = [&](int64_t i, int64_t k) {
+    const auto load = [&](const T* p) { return k == N ? S::loadu(p + i) : S::load_partial(p + i, size_t(k)); };
+    const bool c0 = takes_central(i / K);
+    const int64_t next = (i / K + 1) * K;
+    V r = c0 ? central(load(in)...) : f(load(in)...);
+    if (next < i + k && takes_central(next / K) != c0) {
+      const V r1 = c0 ? f(load(in)...) : central(load(in)...);
+      r = S::select(S::mask_not(S::tail(size_t(next - i))), r1, r);
+    }
+    return r;
+  };
+  int64_t i = b;
+  if (Stream) {
+    const int64_t head = head_to_boundary(y + i, e - i);
+    if (head > 0) {
+      S::store_partial(y + i, vec(i, head), size_t(head));
+      i += head;
+    }
+  }
+  while (i < e) {
+    // a run of blocks of one form: each block checked when the run reaches it; pairs of
+    // vectors that straddle two blocks of the run go through the same loop
+    const bool c = takes_central(i / K);
+    int64_t end = std::min((i / K + 1) * K, e);
+    for (;;) {
+      const int64_t body = i + (end - i) / (2 * N) * (2 * N);
+      if (c)
+        steps<T, Stream>(y, i, body, central, in...);
+      else
+        steps<T, Stream>(y, i, body, f, in...);
+      i = body;
+      if (end == e || takes_central(end / K) != c) break;
+      end = std::min(end + K, e);
+    }
+    // under two vectors left before the run's end: the last may straddle into a block of the
+    // other form, or be the partial last one
+    for (; i + N <= end; i += N) put<T, Stream>(y + i, vec(i, N));
+    if (i < end) {
+      const int64_t k = std::min(N, e - i);
+      if (k == N)
+        put<T, Stream>(y + i, vec(i, N));
+      else
+        S::store_partial(y + i, vec(i, k), size_t(k));
+      i += k;
+    }
+  }
+}
+
 template <class T, bool Stream, class F, class... In>
 void map(T* y, int64_t b, int64_t e, int64_t n, F f, const In*... in) {
-  if constexpr (has_central<F>) {
-    // block by block, each checked just before it is computed (checking a few blocks ahead
-    // cost 6% in cache)
-    for (int64_t s = b; s < e;) {
-      const int64_t b0 = s / kCentralBlock * kCentralBlock;
-      const int64_t b1 = std::min(b0 + kCentralBlock, n), t = std::min(b1, e);
-      if (f.central_ok(in + b0..., b1 - b0))
-        map_range<T, Stream>(y, s, t, [f](auto... v) { return f.central(v...); }, in...);
-      else
-        map_range<T, Stream>(y, s, t, f, in...);
-      s = t;
-    }
-  } else {
+  if constexpr (has_central<F>)
+    map_blocks<T, Stream>(y, b, e, n, f, in...);
+  else
     map_range<T, Stream>(y, b, e, f, in...);
-  }
   if (Stream) Simd<T>::stream_fence();
 }
 
