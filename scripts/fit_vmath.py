@@ -42,13 +42,14 @@ def horner(coefs, x):
     return r
 
 
-def worst(f, approx, lo, hi, m=2000):
+def worst(f, approx, lo, hi, m=2000, scale=None):
+    """Largest |approx - f| / scale on a grid of m + 1 points; scale defaults to |f|."""
     e = mp.mpf(0)
     for k in range(m + 1):
         x = mp.mpf(lo) + (mp.mpf(hi) - mp.mpf(lo)) * k / m
         fx = f(x)
         if fx != 0:
-            e = max(e, abs(approx(x) / fx - 1))
+            e = max(e, abs(approx(x) - fx) / (abs(fx) if scale is None else scale(x)))
     return float(e)
 
 
@@ -169,7 +170,6 @@ def central_table(name, what, fn, zero_at_0, scale, dtype=np.float32, deg=5):
     `deg` in f = a - k/8 each; where fn(0) = 0 the first, on [0, 1/16], has no constant term,
     so that fn keeps its relative accuracy near 0.
     """
-    scale = scale or (lambda a: abs(fn(a)))
     coefs, errs = [[0.0] * 32 for _ in range(deg + 1)], []
     for k in range(32):
         c = mp.mpf(k) / 8
@@ -181,24 +181,15 @@ def central_table(name, what, fn, zero_at_0, scale, dtype=np.float32, deg=5):
         else:
             cs = rounded(cheb_fit(lambda f, c=c: fn(c + f), lo, hi, deg), dtype)
         errs.append(
-            worst_scaled(lambda f, c=c: fn(c + f), lambda f, cs=cs: horner(cs, f),
-                         lambda f, c=c: scale(c + f), mp.mpf(1) / 10**6 if k == 0 else lo, hi, 100)
+            worst(lambda f, c=c: fn(c + f), lambda f, cs=cs: horner(cs, f),
+                  mp.mpf(1) / 10**6 if k == 0 else lo, hi, 100,
+                  scale=scale and (lambda f, c=c: scale(c + f)))
         )
         for j in range(deg + 1):
             coefs[j][k] = cs[j]
     print(f"{name}: {what}, 32 centred intervals, degree {deg}: rel err {max(errs):.3g}")
     for j in range(deg + 1):
         emit(f"{name}: coefficient {j} of f^{j}", coefs[j], dtype)
-
-
-def worst_scaled(f, approx, scale, lo, hi, m):
-    e = mp.mpf(0)
-    for k in range(m + 1):
-        x = mp.mpf(lo) + (mp.mpf(hi) - mp.mpf(lo)) * k / m
-        fx = f(x)
-        if fx != 0:
-            e = max(e, abs(approx(x) - fx) / scale(x))
-    return float(e)
 
 
 def main():

@@ -274,7 +274,7 @@ def test_float64_relative(isa, name):
 
 @pytest.mark.parametrize("name", ["gelu_erf", "gelu_tanh", "gelu_erf_grad", "gelu_tanh_grad"])
 def test_gelu_blocks_by_range(isa, name):
-    # The elementwise loops take blocks of 256 inputs all within |x| < 63/16 by tables of
+    # The elementwise loops take blocks of 512 inputs all within |x| < 63/16 by tables of
     # local polynomials and other blocks by the general form: both, and the edge, to the
     # functions' ULP bounds, through trainkern.gelu / gelu_backward.
     import trainkern

@@ -126,6 +126,13 @@ def _np_gelu(x):
     return 0.5 * x * (1.0 + tanh(np.float32(sqrt(2.0 / np.pi)) * (x + 0.044715 * x * x * x)))
 
 
+def _gelu_tanh_case(name, n, scale):
+    return _elementwise_case(name, n, lambda x, out: trainkern.gelu(x, "tanh", out=out),
+                             _np_gelu,
+                             lambda t, a, o: t.nn.functional.gelu(a[0], approximate="tanh"),
+                             1, 8, "copy", scale=scale)
+
+
 def _activation_cases(n):
     return [
         _elementwise_case("relu", n, trainkern.relu, lambda x: np.maximum(x, 0),
@@ -134,14 +141,8 @@ def _activation_cases(n):
                           lambda t, a, o: t.sigmoid(a[0], out=o), 1, 8, "copy"),
         # GELU on inputs of scale 3 runs its general form, on unit-scale inputs mostly its
         # tables (AVX-512): both
-        _elementwise_case("gelu (tanh)", n, lambda x, out: trainkern.gelu(x, "tanh", out=out),
-                          _np_gelu,
-                          lambda t, a, o: t.nn.functional.gelu(a[0], approximate="tanh"), 1, 8,
-                          "copy"),
-        _elementwise_case("gelu (tanh) N(0,1)", n,
-                          lambda x, out: trainkern.gelu(x, "tanh", out=out), _np_gelu,
-                          lambda t, a, o: t.nn.functional.gelu(a[0], approximate="tanh"), 1, 8,
-                          "copy", scale=1.0),
+        _gelu_tanh_case("gelu (tanh)", n, 3.0),
+        _gelu_tanh_case("gelu (tanh) N(0,1)", n, 1.0),
         _elementwise_case("sigmoid_backward", n, trainkern.sigmoid_backward,
                           lambda g, y: g * y * (1 - y),
                           lambda t, a, o: t.ops.aten.sigmoid_backward(a[0], a[1]), 2, 12,

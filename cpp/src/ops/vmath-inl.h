@@ -208,35 +208,28 @@ TK_VMATH_INLINE typename Simd<T>::V clamp_exp_lo(typename Simd<T>::V y) {
   return S::max(S::set1(VmathCoef<T>::exp_lo), y);
 }
 
-// expm1(y) for y in [0, 2 tanh_sat] (NaN passes): 2^n (e^r - 1) + (2^n - 1) with e^r - 1 from
-// r + r^2 P(r), so there is no cancellation near 0.
-template <class T>
+// expm1(y) for y in [exp_lo, 2 tanh_sat] (NaN passes): 2^n (e^r - 1) + (2^n - 1) with e^r - 1
+// from r + r^2 P(r), so there is no cancellation near 0. NonNeg (y >= 0, so n >= 0): 2^n comes
+// from the bits of the rounding sum instead of an ldexp (vscalefps takes two FMA slots on Zen 4).
+template <class T, bool NonNeg = false>
 TK_VMATH_INLINE typename Simd<T>::V expm1_core(typename Simd<T>::V y) {
   using S = Simd<T>;
   using C = VmathCoef<T>;
-  const auto n = S::round(S::mul(y, S::set1(C::log2e)));
-  auto r = S::fnmadd(n, S::set1(C::ln2_hi), y);
-  r = S::fnmadd(n, S::set1(C::ln2_lo), r);
-  const auto em = S::fmadd(S::mul(r, r), poly<T>(r, C::exp_p), r);
   const auto one = S::set1(T(1));
-  const auto two_n = S::ldexp(one, n);
-  return S::fmadd(two_n, em, S::sub(two_n, one));
-}
-
-// expm1(y) for y in [0, 2 tanh_sat] (NaN passes), as expm1_core with n >= 0, so that 2^n comes
-// from the bits of the rounding sum instead of an ldexp (vscalefps takes two FMA slots on Zen 4).
-template <class T>
-TK_VMATH_INLINE typename Simd<T>::V expm1_pos(typename Simd<T>::V y) {
-  using S = Simd<T>;
-  using C = VmathCoef<T>;
-  const auto sh = S::set1(C::pow2_shifter);
-  const auto s = S::fmadd(y, S::set1(C::log2e), sh);
-  const auto n = S::sub(s, sh);  // round(y / ln2)
+  typename S::V n, two_n;
+  if constexpr (NonNeg) {
+    const auto sh = S::set1(C::pow2_shifter);
+    const auto s = S::fmadd(y, S::set1(C::log2e), sh);
+    n = S::sub(s, sh);  // round(y / ln2)
+    two_n = S::exp2_shifted(s);
+  } else {
+    n = S::round(S::mul(y, S::set1(C::log2e)));
+    two_n = S::ldexp(one, n);
+  }
   auto r = S::fnmadd(n, S::set1(C::ln2_hi), y);
   r = S::fnmadd(n, S::set1(C::ln2_lo), r);
   const auto em = S::fmadd(S::mul(r, r), poly<T>(r, C::exp_p), r);
-  const auto two_n = S::exp2_shifted(s);
-  return S::fmadd(two_n, em, S::sub(two_n, S::set1(T(1))));
+  return S::fmadd(two_n, em, S::sub(two_n, one));
 }
 
 // R(a) = Q(a) exp(a^2/2) for a in [0, gelu_grad_amax] (NaN passes).
@@ -466,7 +459,7 @@ TK_VMATH_INLINE typename Simd<T>::V vtanh(typename Simd<T>::V x) {
   using C = VmathCoef<T>;
   const auto ax = S::abs(x);
   const auto a = S::min(S::set1(C::tanh_sat), S::max(S::set1(C::tanh_tiny), ax));
-  const auto m = vmath_detail::expm1_pos<T>(S::add(a, a));
+  const auto m = vmath_detail::expm1_core<T, true>(S::add(a, a));
   // NaN x: the quotient is a quiet NaN, the second operand, which min returns
   return S::or_sign(S::min(ax, S::div(m, S::add(m, S::set1(T(2))))), x);
 }
@@ -525,8 +518,7 @@ TK_VMATH_INLINE typename Simd<T>::V vgelu_tanh(typename Simd<T>::V x) {
 template <class T>
 TK_VMATH_INLINE typename Simd<T>::V vgelu_erf(typename Simd<T>::V x) {
   using S = Simd<T>;
-  using C = VmathCoef<T>;
-  const auto a = S::min(S::set1(C::gelu_amax), S::abs(x));
+  const auto a = S::min(S::set1(VmathCoef<T>::gelu_amax), S::abs(x));
   const auto e = vmath_detail::exp_neg_half_sq<T>(a);
   const auto aq = S::ldexp(S::mul(S::mul(a, vmath_detail::mills<T>(a)), e.p), e.n);
   return S::sub(vrelu<T>(x), aq);
